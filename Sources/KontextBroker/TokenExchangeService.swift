@@ -1,0 +1,115 @@
+import Foundation
+import KontextCore
+import KontextEnvFile
+import KontextExchange
+
+/// Who a subject token stands for.
+public struct Principal: Sendable, Equatable {
+    public var subject: String
+    public var email: String?
+
+    public init(subject: String, email: String? = nil) {
+        self.subject = subject
+        self.email = email
+    }
+}
+
+/// An RFC 6749 error answer.
+public struct OAuthError: Error, Sendable, Equatable {
+    public var status: Int
+    public var code: String
+    public var description: String
+    public var extra: [String: String]
+
+    public init(status: Int = 400, _ code: String, _ description: String, extra: [String: String] = [:]) {
+        self.status = status
+        self.code = code
+        self.description = description
+        self.extra = extra
+    }
+}
+
+/// Decides whether a subject token is acceptable and whom it names.
+public protocol SubjectVerifier: Sendable {
+    func verify(token: String, type: String) async throws(OAuthError) -> Principal
+}
+
+/// Holds the upstream credentials the broker releases.
+public protocol CredentialVault: Sendable {
+    /// The credential for `placeholder` as `principal` may use it, or nil if there is none.
+    func credential(for placeholder: Placeholder, principal: Principal) async throws(OAuthError) -> String?
+}
+
+/// The STS half of SPEC section 6, independent of the HTTP server that carries it.
+public struct TokenExchangeService: Sendable {
+    public var verifier: any SubjectVerifier
+    public var vault: any CredentialVault
+    /// `expires_in` of issued results, seconds.
+    public var lifetime: Int
+    /// Said in `invalid_target` answers: how to add a missing credential.
+    public var missingCredentialHint: @Sendable (Placeholder) -> String
+
+    public init(verifier: any SubjectVerifier, vault: any CredentialVault, lifetime: Int = 3600,
+                missingCredentialHint: @escaping @Sendable (Placeholder) -> String = { "no credential for '\($0.target)'" }) {
+        self.verifier = verifier
+        self.vault = vault
+        self.lifetime = lifetime
+        self.missingCredentialHint = missingCredentialHint
+    }
+
+    public struct Answer: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    /// Handles one form-encoded token request.
+    public func handle(form: [String: String]) async -> Answer {
+        do {
+            let credential = try await exchange(form: form)
+            let body: [String: Any] = [
+                "access_token": credential,
+                "issued_token_type": TokenTypeURN.accessToken,
+                "token_type": "N_A",
+                "expires_in": lifetime,
+            ]
+            return Answer(status: 200, body: Self.json(body))
+        } catch {
+            var body: [String: Any] = ["error": error.code, "error_description": error.description]
+            for (key, value) in error.extra { body[key] = value }
+            return Answer(status: error.status, body: Self.json(body))
+        }
+    }
+
+    func exchange(form: [String: String]) async throws(OAuthError) -> String {
+        guard let grant = form["grant_type"] else {
+            throw OAuthError("invalid_request", "grant_type is required")
+        }
+        guard grant == TokenTypeURN.grantType else {
+            throw OAuthError("unsupported_grant_type", "only token exchange (RFC 8693) is served here")
+        }
+        guard let subjectToken = form["subject_token"], !subjectToken.isEmpty,
+              let subjectType = form["subject_token_type"], !subjectType.isEmpty else {
+            throw OAuthError("invalid_request", "subject_token and subject_token_type are required")
+        }
+        if let requested = form["requested_token_type"], requested != TokenTypeURN.accessToken {
+            throw OAuthError("invalid_request", "only access_token results are issued")
+        }
+        let principal = try await verifier.verify(token: subjectToken, type: subjectType)
+        guard let target = form["resource"].flatMap({ $0.isEmpty ? nil : $0 }) ?? form["audience"],
+              let placeholder = Placeholder(target: target) else {
+            throw OAuthError("invalid_target", "resource or audience must name a service (SERVICE or SERVICE/RESOURCE)")
+        }
+        if let audience = form["audience"], !audience.isEmpty, audience != placeholder.service {
+            throw OAuthError("invalid_target", "audience '\(audience)' does not match resource '\(target)'")
+        }
+        guard let credential = try await vault.credential(for: placeholder, principal: principal) else {
+            throw OAuthError("invalid_target", missingCredentialHint(placeholder))
+        }
+        return credential
+    }
+
+    static func json(_ object: [String: Any]) -> [UInt8] {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Array(data)
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import KontextCore
+import KontextEnvFile
+import KontextHTTP
+
+/// RFC 8693 token type identifiers.
+public enum TokenTypeURN {
+    public static let accessToken = "urn:ietf:params:oauth:token-type:access_token"
+    public static let jwt = "urn:ietf:params:oauth:token-type:jwt"
+    public static let idToken = "urn:ietf:params:oauth:token-type:id_token"
+    public static let grantType = "urn:ietf:params:oauth:grant-type:token-exchange"
+}
+
+/// Where and as whom exchanges are made.
+public struct ExchangeEndpoint: Sendable {
+    public var tokenURL: String
+    public var clientID: String
+    public var clientSecret: String?
+
+    public init(tokenURL: String, clientID: String, clientSecret: String? = nil) {
+        self.tokenURL = tokenURL
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+    }
+}
+
+public struct SubjectToken: Sendable {
+    public var value: String
+    public var type: String
+
+    public init(value: String, type: String) {
+        self.value = value
+        self.type = type
+    }
+}
+
+/// A successful exchange (SPEC section 6 response fields).
+public struct IssuedCredential: Sendable, Equatable {
+    public var value: String
+    public var issuedTokenType: String
+    public var tokenType: String
+    public var expiresIn: Int?
+}
+
+/// Why one placeholder could not be exchanged, in terms a person can act on.
+public enum ExchangeFailure: Error, Sendable, Equatable {
+    /// `invalid_target`: the server knows no such service or resource.
+    case unknownService(detail: String?)
+    /// The user has not connected the provider; `connectURL` is where to do it.
+    case notConnected(detail: String?, connectURL: String?)
+    /// The subject token was refused (expired, revoked, wrong audience).
+    case subjectRejected(detail: String?)
+    /// The server refused this client or principal the service.
+    case denied(detail: String?)
+    /// Any other RFC 6749 error code.
+    case rejected(code: String, detail: String?)
+    /// No HTTP answer at all.
+    case unreachable(String)
+    /// An HTTP error without an RFC 6749 body (e.g. 500 from a proxy).
+    case serverError(status: Int)
+    /// An answer that is not the JSON RFC 8693 describes.
+    case malformedResponse(String)
+
+    /// One line: what went wrong and what to do about it.
+    public func explanation(for placeholder: Placeholder, endpoint: String) -> String {
+        func with(_ detail: String?) -> String { detail.map { ": \($0)" } ?? "" }
+        switch self {
+        case .unknownService(let detail):
+            return "unknown service '\(placeholder.target)'\(with(detail))"
+        case .notConnected(let detail, let url):
+            let action = url.map { "connect it at \($0)" } ?? "connect the provider, then try again"
+            return "'\(placeholder.service)' is not connected for you\(with(detail)); \(action)"
+        case .subjectRejected(let detail):
+            return "your session was refused by the token service\(with(detail)); run `kontext login`"
+        case .denied(let detail):
+            return "access to '\(placeholder.target)' was denied\(with(detail))"
+        case .rejected(let code, let detail):
+            return "the token service refused the exchange (\(code))\(with(detail))"
+        case .unreachable(let reason):
+            return "cannot reach the token service at \(endpoint): \(reason); check the URL and that the server is running"
+        case .serverError(let status):
+            return "the token service at \(endpoint) failed with HTTP \(status); try again later or ask its operator"
+        case .malformedResponse(let reason):
+            return "the token service at \(endpoint) sent an answer kontext cannot read (\(reason))"
+        }
+    }
+}
+
+/// The client half of SPEC section 6: one request per distinct placeholder, all at once.
+public struct TokenExchanger: Sendable {
+    public var endpoint: ExchangeEndpoint
+    public var subject: SubjectToken
+    public var http: HTTPClient
+
+    public init(endpoint: ExchangeEndpoint, subject: SubjectToken, http: HTTPClient = HTTPClient()) {
+        self.endpoint = endpoint
+        self.subject = subject
+        self.http = http
+    }
+
+    public func request(for placeholder: Placeholder) -> HTTPRequest {
+        let fields: [(String, String)] = [
+            ("grant_type", TokenTypeURN.grantType),
+            ("subject_token", subject.value),
+            ("subject_token_type", subject.type),
+            ("requested_token_type", TokenTypeURN.accessToken),
+            ("audience", placeholder.service),
+            ("resource", placeholder.target),
+            ("client_id", endpoint.clientID),
+        ]
+        var headers: [(name: String, value: String)] = []
+        if let secret = endpoint.clientSecret {
+            // client_secret_basic: RFC 6749 section 2.3.1 form-encodes both parts first.
+            let credentials = formEncode(endpoint.clientID) + ":" + formEncode(secret)
+            headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
+        }
+        return .form(url: endpoint.tokenURL, fields: fields, headers: headers)
+    }
+
+    /// Exchanges each distinct placeholder once, concurrently.
+    public func exchange(_ placeholders: [Placeholder]) -> [Placeholder: Result<IssuedCredential, ExchangeFailure>] {
+        var unique: [Placeholder] = []
+        var seen = Set<Placeholder>()
+        for placeholder in placeholders where seen.insert(placeholder).inserted { unique.append(placeholder) }
+        let responses = http.send(unique.map(request(for:)))
+        var results: [Placeholder: Result<IssuedCredential, ExchangeFailure>] = [:]
+        for (placeholder, response) in zip(unique, responses) {
+            results[placeholder] = response
+                .mapError { ExchangeFailure.unreachable($0.reason) }
+                .flatMap(Self.interpret)
+        }
+        return results
+    }
+
+    static func interpret(_ response: HTTPResponse) -> Result<IssuedCredential, ExchangeFailure> {
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+        if response.status == 200 {
+            guard let object else { return .failure(.malformedResponse("not a JSON object")) }
+            guard let token = object["access_token"] as? String, !token.isEmpty else {
+                return .failure(.malformedResponse("no access_token"))
+            }
+            let expiresIn = (object["expires_in"] as? NSNumber)?.intValue
+            return .success(IssuedCredential(
+                value: token,
+                issuedTokenType: object["issued_token_type"] as? String ?? TokenTypeURN.accessToken,
+                tokenType: object["token_type"] as? String ?? "N_A",
+                expiresIn: expiresIn))
+        }
+        guard let object, let code = object["error"] as? String else {
+            if response.status == 401 { return .failure(.subjectRejected(detail: nil)) }
+            return .failure(response.status >= 500 || response.status < 400
+                ? .serverError(status: response.status)
+                : .malformedResponse("HTTP \(response.status) without an OAuth error"))
+        }
+        let detail = (object["error_description"] as? String).map(sanitized)
+        switch code {
+        case "invalid_target":
+            return .failure(.unknownService(detail: detail))
+        case "provider_not_connected":
+            let url = (object["connect_url"] as? String ?? object["error_uri"] as? String).map(sanitized)
+            return .failure(.notConnected(detail: detail, connectURL: url))
+        case "invalid_grant", "invalid_token":
+            return .failure(.subjectRejected(detail: detail))
+        case "invalid_client" where response.status == 401:
+            return .failure(.subjectRejected(detail: detail))
+        case "invalid_request" where detail?.contains("subject_token") == true:
+            return .failure(.subjectRejected(detail: detail))
+        case "access_denied", "unauthorized_client":
+            return .failure(.denied(detail: detail))
+        default:
+            return .failure(.rejected(code: sanitized(code), detail: detail))
+        }
+    }
+}
+
+/// Server-supplied text is shown to people: one line, printable, bounded.
+func sanitized(_ text: String) -> String {
+    let printable = text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) }
+    let line = String(printable).trimmingCharacters(in: .whitespaces)
+    return line.count > 300 ? String(line.prefix(300)) + "…" : line
+}

@@ -1,0 +1,234 @@
+import CCurl
+import KontextCore
+
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+    /// Whole-request limit, seconds.
+    public var timeout: Double
+
+    public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
+                body: [UInt8] = [], timeout: Double = 30) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+    }
+
+    /// An `application/x-www-form-urlencoded` POST.
+    public static func form(url: String, fields: [(String, String)], headers: [(name: String, value: String)] = [],
+                            timeout: Double = 30) -> HTTPRequest {
+        let body = fields.map { formEncode($0.0) + "=" + formEncode($0.1) }.joined(separator: "&")
+        return HTTPRequest(method: "POST", url: url,
+                           headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")] + headers,
+                           body: Array(body.utf8), timeout: timeout)
+    }
+}
+
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var contentType: String?
+    public var body: [UInt8]
+
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// The request never got an HTTP answer: refused, timed out, TLS failed, answer too large.
+public struct HTTPTransportError: Error, Sendable, CustomStringConvertible {
+    public var url: String
+    public var reason: String
+    public var description: String { "\(url): \(reason)" }
+}
+
+/// A libcurl client. `send` runs any number of requests concurrently on one thread with a
+/// multi handle, so independent exchanges cost about as much as the slowest one.
+public struct HTTPClient: Sendable {
+    /// Extra trusted CA certificates (PEM), in addition to the system's (`KONTEXT_CA_BUNDLE`).
+    public var caBundlePath: String?
+    /// Largest response body accepted; anything bigger is treated as a broken server.
+    public var maximumBodySize = 4 << 20
+
+    private static let globalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
+
+    public init(caBundlePath: String? = nil) {
+        self.caBundlePath = caBundlePath
+    }
+
+    public func send(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPTransportError> {
+        send([request])[0]
+    }
+
+    public func send(_ requests: [HTTPRequest]) -> [Result<HTTPResponse, HTTPTransportError>] {
+        _ = Self.globalInit
+        guard let multi = curl_multi_init() else {
+            return requests.map { .failure(HTTPTransportError(url: $0.url, reason: "libcurl could not start")) }
+        }
+        defer { curl_multi_cleanup(multi) }
+        let caBlob = caBundlePath.flatMap(Self.combinedCABundle)
+        var transfers: [Transfer] = []
+        for request in requests {
+            let transfer = Transfer(request: request, limit: maximumBodySize)
+            transfer.configure(caBlob: caBlob)
+            curl_multi_add_handle(multi, transfer.handle)
+            transfers.append(transfer)
+        }
+        var running: Int32 = 0
+        repeat {
+            curl_multi_perform(multi, &running)
+            var queued: Int32 = 0
+            while let message = curl_multi_info_read(multi, &queued) {
+                guard message.pointee.msg == CURLMSG_DONE else { continue }
+                if let transfer = transfers.first(where: { $0.handle == message.pointee.easy_handle }) {
+                    transfer.finish(code: message.pointee.data.result)
+                }
+            }
+            if running > 0 { curl_multi_poll(multi, nil, 0, 1000, nil) }
+        } while running > 0
+        return transfers.map { transfer in
+            curl_multi_remove_handle(multi, transfer.handle)
+            return transfer.result ?? .failure(HTTPTransportError(url: transfer.request.url, reason: "no answer"))
+        }
+    }
+
+    /// libcurl's CAINFO replaces the system bundle; kontext adds to it instead.
+    private static func combinedCABundle(extra path: String) -> [UInt8]? {
+        guard let extra = readFile(path) else { return nil }
+        let system = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"].lazy.compactMap { readFile($0) }.first ?? []
+        return system + [10] + extra
+    }
+}
+
+/// One easy handle and what it has received. Owned by a single `send` call.
+private final class Transfer {
+    let request: HTTPRequest
+    let handle: UnsafeMutableRawPointer
+    let limit: Int
+    var body: [UInt8] = []
+    var overflowed = false
+    var result: Result<HTTPResponse, HTTPTransportError>?
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private var caBlob: [UInt8] = []
+
+    init(request: HTTPRequest, limit: Int) {
+        self.request = request
+        self.limit = limit
+        self.handle = curl_easy_init()
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        curl_slist_free_all(headerList)
+    }
+
+    func configure(caBlob: [UInt8]?) {
+        kx_curl_set_string(handle, CURLOPT_URL, request.url)
+        kx_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+        kx_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeout * 1000))
+        kx_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(request.timeout, 10) * 1000))
+        // Token endpoints must not redirect credentials elsewhere.
+        kx_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        kx_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+        if request.method == "GET" {
+            kx_curl_set_long(handle, CURLOPT_HTTPGET, 1)
+        } else {
+            if request.method != "POST" { kx_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, request.method) }
+            kx_curl_set_long(handle, CURLOPT_POSTFIELDSIZE, request.body.count)
+            if request.body.isEmpty {
+                kx_curl_set_string(handle, CURLOPT_COPYPOSTFIELDS, "")
+            } else {
+                request.body.withUnsafeBytes { bytes in
+                    _ = kx_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress!))
+                }
+            }
+        }
+        for header in request.headers {
+            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+        }
+        // An empty Expect stops libcurl from waiting for 100-continue on larger bodies.
+        headerList = curl_slist_append(headerList, "Expect:")
+        kx_curl_set_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
+        if let caBlob {
+            self.caBlob = caBlob
+            var blob = self.caBlob.withUnsafeMutableBytes { curl_blob(data: $0.baseAddress, len: $0.count, flags: UInt32(CURL_BLOB_COPY)) }
+            withUnsafeMutablePointer(to: &blob) { _ = kx_curl_set_pointer(handle, CURLOPT_CAINFO_BLOB, UnsafeMutableRawPointer($0)) }
+        }
+        kx_curl_set_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(self).toOpaque())
+        kx_curl_set_write_function(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            guard transfer.body.count + length <= transfer.limit else {
+                transfer.overflowed = true
+                return 0
+            }
+            data.map { transfer.body.append(contentsOf: UnsafeRawBufferPointer(start: $0, count: length)) }
+            return length
+        }
+    }
+
+    func finish(code: CURLcode) {
+        guard code == CURLE_OK else {
+            let reason = overflowed ? "answer larger than \(limit) bytes" : String(cString: curl_easy_strerror(code))
+            result = .failure(HTTPTransportError(url: request.url, reason: reason))
+            return
+        }
+        var status = 0
+        kx_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        var contentType: UnsafeMutableRawPointer?
+        kx_curl_get_pointer(handle, CURLINFO_CONTENT_TYPE, &contentType)
+        result = .success(HTTPResponse(status: status,
+                                       contentType: contentType.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) },
+                                       body: body))
+    }
+}
+
+/// application/x-www-form-urlencoded, as RFC 6749 appendix B asks.
+public func formEncode(_ text: String) -> String {
+    var result = ""
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "_"), UInt8(ascii: "*"):
+            result.unicodeScalars.append(UnicodeScalar(byte))
+        case UInt8(ascii: " "):
+            result += "+"
+        default:
+            let hex = Array("0123456789ABCDEF".utf8)
+            result += "%"
+            result.unicodeScalars.append(UnicodeScalar(hex[Int(byte >> 4)]))
+            result.unicodeScalars.append(UnicodeScalar(hex[Int(byte & 15)]))
+        }
+    }
+    return result
+}
+
+/// Parses an `application/x-www-form-urlencoded` body.
+public func formDecode(_ body: String) -> [String: String] {
+    var result: [String: String] = [:]
+    for pair in body.split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        let key = percentDecode(parts[0])
+        result[key] = parts.count > 1 ? percentDecode(parts[1]) : ""
+    }
+    return result
+}
+
+private func percentDecode(_ text: Substring) -> String {
+    var bytes: [UInt8] = []
+    var iterator = Array(text.utf8)[...]
+    while let byte = iterator.popFirst() {
+        if byte == UInt8(ascii: "+") {
+            bytes.append(UInt8(ascii: " "))
+        } else if byte == UInt8(ascii: "%"), iterator.count >= 2,
+                  let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16) {
+            bytes.append(value)
+            iterator = iterator.dropFirst(2)
+        } else {
+            bytes.append(byte)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,35 @@
+import KontextCore
+
+/// What a stored secret is for: each kind is its own namespace of keys.
+public enum CredentialKind: String, Sendable {
+    /// A provider credential for local mode (`kontext provider add`), keyed `SERVICE[/RESOURCE]`.
+    case provider
+    /// An OIDC refresh token, keyed by issuer and client id.
+    case oidcRefreshToken = "oidc-refresh-token"
+}
+
+/// Where secrets live: the OS keyring by default (SPEC section 3, `KONTEXT_KEYRING`).
+public protocol CredentialStore: Sendable {
+    func store(_ secret: String, kind: CredentialKind, key: String, label: String) throws
+    func lookup(kind: CredentialKind, key: String) throws -> String?
+    /// Returns whether anything was removed.
+    func remove(kind: CredentialKind, key: String) throws -> Bool
+    func keys(kind: CredentialKind) throws -> [String]
+}
+
+public enum CredentialStores {
+    /// The store `KONTEXT_KEYRING` selects: `secret-service` (default) or `file`.
+    public static func fromEnvironment(_ environment: [String: String]) throws -> any CredentialStore {
+        switch environment["KONTEXT_KEYRING"] ?? "secret-service" {
+        case "", "secret-service":
+            return SecretServiceStore(environment: environment)
+        case "file":
+            let store = FileCredentialStore(directory: XDGDirectories(environment: environment).data + "/kontext")
+            printError("kontext: warning: KONTEXT_KEYRING=file keeps credentials unencrypted in \(store.path) (mode 0600)")
+            return store
+        case let other:
+            throw KontextError.usage("KONTEXT_KEYRING=\(other) is not a keyring kontext knows",
+                                     hint: "use secret-service (the default) or file")
+        }
+    }
+}

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import KontextCore
+import KontextEnvFile
+import KontextExchange
+import KontextProcess
+
+/// Reads the env file the user named, or `.env.kontext` when there is one.
+public func loadEnvFile(explicitPath: String?) throws -> EnvFile? {
+    if let explicitPath { return try EnvFile.load(path: explicitPath) }
+    let defaultPath = ".env.kontext"
+    var info = stat()
+    guard stat(defaultPath, &info) == 0 else { return nil }
+    return try EnvFile.load(path: defaultPath)
+}
+
+/// Resolves every placeholder of the file; without `allowPartial` any failure stops here
+/// with all failures listed (exit 4).
+public func resolveCredentials(_ file: EnvFile?, environment: [String: String],
+                               allowPartial: Bool) async throws -> Resolution {
+    guard let file else { return .empty }
+    guard !file.placeholders.isEmpty else { return CredentialResolver.resolve(file, results: [:]) }
+    let source = try await CredentialSource.open(environment: environment)
+    let resolution: Resolution
+    do {
+        resolution = try await source.resolve(file)
+    } catch {
+        await source.close()
+        throw error
+    }
+    await source.close()
+    if !resolution.failures.isEmpty {
+        let failure = resolution.failureError(endpoint: source.endpointDescription)
+        guard allowPartial else { throw failure }
+        var warning = failure
+        warning.message = "launching without \(resolution.skippedVariables.joined(separator: ", ")) (--allow-partial)"
+        warning.hint = nil
+        printError(warning.description)
+    }
+    return resolution
+}
+
+/// The child's environment: kontext's own, with the resolved variables set over it.
+public func childEnvironment(base: [String: String], resolved: [(key: String, value: String)],
+                             extra: [(key: String, value: String)] = []) -> [(key: String, value: String)] {
+    var merged = base
+    for (key, value) in resolved + extra { merged[key] = value }
+    return merged.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
+}
+
+/// Finds the program to launch or fails with exit 5.
+public func locateProgram(_ name: String, environment: [String: String], hint: String? = nil) throws -> String {
+    guard let path = ChildProcess.locate(name, path: environment["PATH"]) else {
+        throw KontextError(.launch, "\(name): command not found", hint: hint ?? "check the name, or give its full path")
+    }
+    return path
+}

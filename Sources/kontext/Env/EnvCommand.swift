@@ -1,0 +1,53 @@
+import ArgumentParser
+import KontextCore
+import KontextRun
+
+struct EnvCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "env",
+        abstract: "List the env file's variables, their placeholders and whether each resolves.",
+        discussion: """
+            Each placeholder is really exchanged (in local mode, through the embedded broker) and \
+            the result is thrown away: no secret is printed. Exits 4 if any does not resolve.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The env file to read (default: .env.kontext).", valueName: "file"),
+            completion: .file())
+    var envFile: String?
+
+    func run() async throws {
+        guard let file = try loadEnvFile(explicitPath: envFile) else {
+            throw KontextError.usage("no .env.kontext here", hint: "create one, or name another with --env-file")
+        }
+        let environment = currentEnvironment()
+        let resolution = try await resolveCredentials(file, environment: environment, allowPartial: true)
+        let failed = Dictionary(resolution.failures.map { ($0.placeholder, $0.reason) }, uniquingKeysWith: { a, _ in a })
+        var rows: [[String]] = [["VARIABLE", "PLACEHOLDERS", "STATUS"]]
+        for variable in file.variables {
+            let placeholders = variable.placeholders
+            let status: String
+            if placeholders.isEmpty {
+                status = "literal"
+            } else if let bad = placeholders.first(where: { failed[$0] != nil }) {
+                status = "unresolved: " + failed[bad]!.explanation(for: bad, endpoint: "the token service")
+            } else {
+                status = "resolves"
+            }
+            rows.append([variable.key, placeholders.isEmpty ? "-" : placeholders.map(\.description).joined(separator: " "), status])
+        }
+        printOutput(formatTable(rows))
+        if !resolution.failures.isEmpty { throw ExitCode(ExitStatus.credentialResolution.rawValue) }
+    }
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+func formatTable(_ rows: [[String]]) -> String {
+    guard let columns = rows.map(\.count).max() else { return "" }
+    var widths = [Int](repeating: 0, count: columns)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    return rows.map { row in
+        row.enumerated().map { i, cell in
+            i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import KontextCore
+import KontextEnvFile
+
+@main
+struct Kontext: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kontext",
+        abstract: "Short-lived credentials for AI coding agents, injected only where they are used.",
+        discussion: """
+            kontext reads .env.kontext, exchanges every <<kontext:SERVICE>> placeholder for a \
+            credential (OAuth 2.0 Token Exchange, RFC 8693) and launches a command with those \
+            values only in its environment. With no issuer configured it works locally: an \
+            embedded broker serves credentials kept in the OS keyring.
+            """,
+        version: "0.1.0",
+        subcommands: [RunCommand.self, EnvCommand.self, ProviderCommand.self])
+
+    /// Maps every failure to one clear stderr message and SPEC section 8's exit codes.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as KontextError {
+            printError(error.description)
+            exit(withError: ExitCode(error.status.rawValue))
+        } catch let error as EnvFileSyntaxError {
+            printError(error.kontextError.description)
+            exit(withError: ExitCode(ExitStatus.usage.rawValue))
+        } catch let code as ExitCode {
+            exit(withError: code)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)
+            }
+            printError(fullMessage(for: error))
+            exit(withError: ExitCode(code == .validationFailure ? ExitStatus.usage.rawValue : code.rawValue))
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import KontextCore
+import KontextEnvFile
+import KontextProcess
+import KontextRun
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a command with the env file's credentials in its environment.",
+        discussion: """
+            Resolves every placeholder of the env file, then runs CMD with kontext's environment \
+            plus the resolved variables. Secrets are never put on the command line or on disk. \
+            kontext exits with CMD's exit code (128+N if signal N ended it) and forwards \
+            SIGINT, SIGTERM and SIGHUP to it.
+            """)
+
+    @OptionGroup var credentials: CredentialOptions
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "cmd"))
+    var command: [String] = []
+
+    func run() async throws {
+        guard let name = command.first else {
+            throw KontextError.usage("no command given", hint: "kontext run [--env-file F] -- CMD ARGS…")
+        }
+        let environment = currentEnvironment()
+        let file = try credentials.loadFile()
+        let program = try locateProgram(name, environment: environment)
+        let resolution = try await resolveCredentials(file, environment: environment,
+                                                      allowPartial: credentials.allowPartial)
+        let child = ChildProcess(executable: program, arguments: Array(command.dropFirst()),
+                                 environment: childEnvironment(base: environment, resolved: resolution.variables))
+        throw ExitCode(try child.run())
+    }
+}
+
+/// Options shared by every command that resolves credentials.
+struct CredentialOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The env file to read (default: .env.kontext).", valueName: "file"),
+            completion: .file())
+    var envFile: String?
+
+    @Flag(name: .long, help: "Launch even if some placeholders cannot be resolved (their variables are left unset).")
+    var allowPartial = false
+
+    func loadFile() throws -> EnvFile? {
+        let file = try loadEnvFile(explicitPath: envFile)
+        if file == nil {
+            printError("kontext: no .env.kontext here; running without injected credentials")
+        }
+        return file
+    }
+}
