@@ -39,8 +39,8 @@ public struct Resolution: Sendable {
 
 public enum CredentialResolver {
     /// Exchanges every placeholder of `file` and builds the variables to inject.
-    public static func resolve(_ file: EnvFile, with exchanger: TokenExchanger) -> Resolution {
-        resolve(file, results: exchanger.exchange(file.placeholders))
+    public static func resolve(_ file: EnvFile, with exchanger: TokenExchanger) async -> Resolution {
+        resolve(file, results: await exchanger.exchange(file.placeholders))
     }
 
     /// Builds the variables to inject from the exchange results of the file's placeholders.

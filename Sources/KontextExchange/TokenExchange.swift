@@ -118,11 +118,11 @@ public struct TokenExchanger: Sendable {
     }
 
     /// Exchanges each distinct placeholder once, concurrently.
-    public func exchange(_ placeholders: [Placeholder]) -> [Placeholder: Result<IssuedCredential, ExchangeFailure>] {
+    public func exchange(_ placeholders: [Placeholder]) async -> [Placeholder: Result<IssuedCredential, ExchangeFailure>] {
         var unique: [Placeholder] = []
         var seen = Set<Placeholder>()
         for placeholder in placeholders where seen.insert(placeholder).inserted { unique.append(placeholder) }
-        let responses = http.send(unique.map(request(for:)))
+        let responses = await http.perform(unique.map(request(for:)))
         var results: [Placeholder: Result<IssuedCredential, ExchangeFailure>] = [:]
         for (placeholder, response) in zip(unique, responses) {
             results[placeholder] = response

@@ -33,6 +33,12 @@ public struct HTTPResponse: Sendable {
     public var contentType: String?
     public var body: [UInt8]
 
+    public init(status: Int, contentType: String?, body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+
     public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
@@ -59,6 +65,17 @@ public struct HTTPClient: Sendable {
 
     public func send(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPTransportError> {
         send([request])[0]
+    }
+
+    /// The same, on a dispatch thread: callers in async code must not block the cooperative
+    /// pool, which may be serving the very server they are calling (the embedded broker).
+    public func perform(_ requests: [HTTPRequest]) async -> [Result<HTTPResponse, HTTPTransportError>] {
+        let client = self
+        return (try? await offload { client.send(requests) }) ?? []
+    }
+
+    public func perform(_ request: HTTPRequest) async -> Result<HTTPResponse, HTTPTransportError> {
+        await perform([request])[0]
     }
 
     public func send(_ requests: [HTTPRequest]) -> [Result<HTTPResponse, HTTPTransportError>] {

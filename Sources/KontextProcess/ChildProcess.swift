@@ -66,7 +66,7 @@ public struct ChildProcess {
         let forwarder = SignalForwarder.install()
         defer { forwarder.uninstall() }
         let pid = try spawn()
-        forwarder.target = pid
+        forwarder.forward(to: pid)
         return ChildProcess.wait(for: pid)
     }
 

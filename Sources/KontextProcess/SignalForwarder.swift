@@ -3,43 +3,67 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
+import Synchronization
 
-/// The child the signal handler forwards to; a plain global because a C signal handler
-/// cannot capture context. 0 means no child yet.
-nonisolated(unsafe) private var forwardTarget: pid_t = 0
+/// The child the signal handler forwards to (0: not spawned yet), and a signal that arrived
+/// before it was; globals because a C signal handler cannot capture context. Atomics make
+/// the hand-over race-free: whichever of the handler and `target`'s setter runs second
+/// takes the pending signal and delivers it, exactly once.
+private let forwardTarget = Atomic<Int32>(0)
+private let pendingSignal = Atomic<Int32>(0)
 
 /// Forwards SIGINT, SIGTERM and SIGHUP to the child. A signal the kernel generated for the
 /// terminal's process group (Ctrl-C) already reached the child, which shares that group,
 /// so only signals sent by a process (`kill`, a supervisor) are passed on — as sudo does —
 /// and the child never sees one keypress twice.
-final class SignalForwarder: @unchecked Sendable {
-    private var previous: [Int32: sigaction] = [:]
+final class SignalForwarder: Sendable {
+    private let previous: [(Int32, sigaction)]
 
-    var target: pid_t {
-        get { forwardTarget }
-        set { forwardTarget = newValue }
+    private init(previous: [(Int32, sigaction)]) {
+        self.previous = previous
+    }
+
+    /// Sets the child to forward to, delivering any signal that came before it existed.
+    func forward(to pid: pid_t) {
+        forwardTarget.store(pid, ordering: .sequentiallyConsistent)
+        let early = pendingSignal.exchange(0, ordering: .sequentiallyConsistent)
+        if early != 0 { kill(pid, early) }
     }
 
     static func install() -> SignalForwarder {
-        let forwarder = SignalForwarder()
+        forwardTarget.store(0, ordering: .sequentiallyConsistent)
+        pendingSignal.store(0, ordering: .sequentiallyConsistent)
+        var previous: [(Int32, sigaction)] = []
         for signal in ChildProcess.forwardedSignals {
             var action = sigaction()
             action.__sigaction_handler.sa_sigaction = { signal, info, _ in
-                let fromProcess = info.map { $0.pointee.si_code <= 0 } ?? true
-                if forwardTarget > 0 && fromProcess { kill(forwardTarget, signal) }
+                guard info.map({ $0.pointee.si_code <= 0 }) ?? true else { return }
+                let target = forwardTarget.load(ordering: .sequentiallyConsistent)
+                if target > 0 {
+                    kill(target, signal)
+                    return
+                }
+                pendingSignal.store(signal, ordering: .sequentiallyConsistent)
+                let late = forwardTarget.load(ordering: .sequentiallyConsistent)
+                if late > 0 {
+                    let early = pendingSignal.exchange(0, ordering: .sequentiallyConsistent)
+                    if early != 0 { kill(late, early) }
+                }
             }
             action.sa_flags = SA_SIGINFO | SA_RESTART
             sigemptyset(&action.sa_mask)
             var old = sigaction()
             sigaction(signal, &action, &old)
-            forwarder.previous[signal] = old
+            previous.append((signal, old))
         }
-        return forwarder
+        return SignalForwarder(previous: previous)
     }
 
     func uninstall() {
-        for (signal, var old) in previous { sigaction(signal, &old, nil) }
-        forwardTarget = 0
+        for (signal, old) in previous {
+            var old = old
+            sigaction(signal, &old, nil)
+        }
+        forwardTarget.store(0, ordering: .sequentiallyConsistent)
     }
 }

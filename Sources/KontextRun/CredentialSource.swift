@@ -49,9 +49,8 @@ public final class CredentialSource: Sendable {
         }
     }
 
-    public func resolve(_ file: EnvFile) async throws -> Resolution {
-        let exchanger = self.exchanger
-        return try await offload { CredentialResolver.resolve(file, with: exchanger) }
+    public func resolve(_ file: EnvFile) async -> Resolution {
+        await CredentialResolver.resolve(file, with: exchanger)
     }
 
     public var endpointDescription: String { exchanger.endpoint.tokenURL }

@@ -24,13 +24,7 @@ public func resolveCredentials(_ file: EnvFile?, environment: [String: String],
     guard let file else { return .empty }
     guard !file.placeholders.isEmpty else { return CredentialResolver.resolve(file, results: [:]) }
     let source = try await CredentialSource.open(environment: environment)
-    let resolution: Resolution
-    do {
-        resolution = try await source.resolve(file)
-    } catch {
-        await source.close()
-        throw error
-    }
+    let resolution = await source.resolve(file)
     await source.close()
     if !resolution.failures.isEmpty {
         let failure = resolution.failureError(endpoint: source.endpointDescription)

@@ -1,0 +1,118 @@
+function __kontext_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __kontext_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __kontext_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __kontext_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __kontext_parse_tokens -S
+    set -l unparsed_tokens (__kontext_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'kontext'
+        __kontext_parse_subcommand 0 'version' 'h/help'
+        switch $unparsed_tokens[1]
+        case 'run'
+            __kontext_parse_subcommand -r 1 'env-file=' 'allow-partial' 'version' 'h/help'
+        case 'env'
+            __kontext_parse_subcommand 0 'env-file=' 'version' 'h/help'
+        case 'provider'
+            __kontext_parse_subcommand 0 'version' 'h/help'
+            switch $unparsed_tokens[1]
+            case 'add'
+                __kontext_parse_subcommand 1 'version' 'h/help'
+            case 'list'
+                __kontext_parse_subcommand 0 'version' 'h/help'
+            case 'remove'
+                __kontext_parse_subcommand 1 'version' 'h/help'
+            end
+        case 'help'
+            __kontext_parse_subcommand -r 1 'version'
+        end
+    end
+end
+
+function __kontext_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __kontext_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __kontext_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __kontext_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__kontext_tokens -p)
+    if test -z "$(__kontext_tokens -t)"
+        set -l index (count (__kontext_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'kontext' -f
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'run' -d 'Run a command with the env file\'s credentials in its environment.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'env' -d 'List the env file\'s variables, their placeholders and whether each resolves.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'provider' -d 'Manage local mode\'s provider credentials in the OS keyring.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" allow-partial' -l 'allow-partial' -d 'Launch even if some placeholders cannot be resolved (their variables are left unset).'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext provider" -eq 1' -fa 'add' -d 'Store a credential; the secret is read from stdin or a no-echo prompt.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext provider" -eq 1' -fa 'list' -d 'List stored credentials by name (never their values).'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext provider" -eq 1' -fa 'remove' -d 'Delete a stored credential.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider add" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider add" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider list" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider list" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider remove" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider remove" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext help" version' -l 'version' -d 'Show the version.'
