@@ -6,11 +6,14 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kontext", targets: ["kontext"]),
+        .executable(name: "kontext-cli", targets: ["kontext-cli"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -33,22 +36,45 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "KontextProcess", dependencies: ["KontextCore"]),
+        .target(name: "KontextPolicy", dependencies: [
+            "KontextCore", .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .target(name: "KontextAudit", dependencies: [
+            "KontextCore", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // Agent adapters: each agent's hook dialect and settings.
+        .target(name: "KontextAgent", dependencies: ["KontextCore", "KontextHookWire", "KontextPolicy"]),
+        // The session sidecar: policy and durable audit for every hook call.
+        .target(name: "KontextSidecar", dependencies: [
+            "KontextCore", "KontextHookWire", "KontextAgent", "KontextPolicy", "KontextAudit",
+        ]),
         // Orchestration shared by `run`, `start` and `env`: mode, credential resolution, launch.
         .target(name: "KontextRun", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
-            "KontextBroker", "KontextProcess",
+            "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
         ]),
-        .executableTarget(name: "kontext", dependencies: [
-            "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun",
+        // The hook wire format and client: no Foundation, nothing else linked, so that the
+        // `kontext` front starts in about a millisecond.
+        .target(name: "KontextHookWire"),
+        // `kontext`: a small static front that answers `kontext hook …` itself (the hot path,
+        // SPEC section 9) and hands every other command to `kontext-cli` beside it.
+        .executableTarget(name: "kontext", dependencies: ["KontextHookWire"],
+                          swiftSettings: [.unsafeFlags(["-Osize"])],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // Every command, defined once with swift-argument-parser (help, man page, completions).
+        .executableTarget(name: "kontext-cli", dependencies: [
+            "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
+            "KontextAudit", "KontextPolicy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], path: "Sources/KontextCLI"),
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
+        .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextCore"]),
         .testTarget(name: "KontextKeyringTests", dependencies: ["KontextKeyring", "KontextTestSupport"]),
         .testTarget(name: "KontextExchangeTests", dependencies: [
             "KontextExchange", "KontextBroker", "KontextKeyring", "KontextTestSupport",
         ]),
-        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "kontext"]),
+        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "kontext", "kontext-cli"]),
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
     ]
 )

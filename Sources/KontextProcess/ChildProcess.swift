@@ -8,7 +8,7 @@ import KontextCore
 /// Launches a program with an explicit environment (secrets travel only in `envp`, never
 /// in argv or a file), forwards termination signals to it, and reports its exit the way a
 /// shell does: the exit code, or 128+N when signal N killed it.
-public struct ChildProcess {
+public struct ChildProcess: Sendable {
     public var executable: String
     public var arguments: [String]
     public var environment: [(key: String, value: String)]

@@ -14,7 +14,8 @@ struct Kontext: AsyncParsableCommand {
             embedded broker serves credentials kept in the OS keyring.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, EnvCommand.self, ProviderCommand.self])
+        subcommands: [StartCommand.self, RunCommand.self, EnvCommand.self, HookCommand.self,
+                      ProviderCommand.self, AuditCommand.self])
 
     /// Maps every failure to one clear stderr message and SPEC section 8's exit codes.
     static func main() async {

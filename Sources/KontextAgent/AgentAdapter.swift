@@ -1,0 +1,50 @@
+import KontextCore
+import KontextHookWire
+import KontextPolicy
+
+/// What kontext needs from one hook call, whatever the agent's own format.
+public struct HookInput: Sendable {
+    public var toolName: String?
+    public var toolInput: JSONValue
+    public var toolResponse: JSONValue
+    public var prompt: String?
+
+    public init(toolName: String? = nil, toolInput: JSONValue = .null, toolResponse: JSONValue = .null, prompt: String? = nil) {
+        self.toolName = toolName
+        self.toolInput = toolInput
+        self.toolResponse = toolResponse
+        self.prompt = prompt
+    }
+}
+
+/// Input the agent sent that kontext cannot use; recorded, and decided by the mode.
+public struct MalformedHookInput: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One agent's hook dialect: how its settings wire hooks to `kontext hook`, how its hook
+/// input reads, and how a decision is written back.
+public protocol AgentAdapter: Sendable {
+    var name: String { get }
+    /// The executable looked up on PATH, and what to tell someone who lacks it.
+    var executableName: String { get }
+    var installHint: String { get }
+
+    func parse(event: HookEvent, payload: [UInt8]) throws(MalformedHookInput) -> HookInput
+    /// The hook's answer; `decision` nil leaves the call to the agent's own permissions.
+    func answer(event: HookEvent, decision: PolicyDecision?, reason: String?) -> HookWire.Answer
+    /// Arguments that make the agent use the generated settings file.
+    func launchArguments(settingsPath: String) -> [String]
+    /// The generated settings file; `command(event)` is the shell command for a hook.
+    func settings(command: (HookEvent) -> String) -> JSONValue
+}
+
+public enum AgentAdapters {
+    public static func named(_ name: String) -> (any AgentAdapter)? {
+        switch name {
+        case "claude": ClaudeAdapter()
+        default: nil
+        }
+    }
+}

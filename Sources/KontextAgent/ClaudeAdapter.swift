@@ -1,0 +1,86 @@
+import KontextCore
+import KontextHookWire
+import KontextPolicy
+
+/// Claude Code's hooks (SPEC appendix): JSON on stdin, `hookSpecificOutput` on stdout,
+/// settings passed with `--settings FILE` so the user's own files are never edited.
+public struct ClaudeAdapter: AgentAdapter {
+    public let name = "claude"
+    public let executableName = "claude"
+    public let installHint = "install Claude Code (`npm install -g @anthropic-ai/claude-code`, or `pip install claude-agent-sdk`, which bundles it) or name the binary with --agent-command"
+
+    public init() {}
+
+    /// Claude's name for each kontext hook event.
+    public static func hookEventName(_ event: HookEvent) -> String {
+        switch event {
+        case .preTool: "PreToolUse"
+        case .postTool: "PostToolUse"
+        case .userPrompt: "UserPromptSubmit"
+        case .sessionStart: "SessionStart"
+        case .sessionEnd: "SessionEnd"
+        case .stop: "Stop"
+        }
+    }
+
+    public func parse(event: HookEvent, payload: [UInt8]) throws(MalformedHookInput) -> HookInput {
+        guard !payload.isEmpty else { throw MalformedHookInput("empty hook input") }
+        let document: JSONValue
+        do {
+            document = try JSONValue.parse(payload)
+        } catch {
+            throw MalformedHookInput("hook input is not JSON (\(error))")
+        }
+        guard document.objectValue != nil else { throw MalformedHookInput("hook input is not a JSON object") }
+        switch event {
+        case .preTool, .postTool:
+            guard let tool = document["tool_name"]?.stringValue, !tool.isEmpty else {
+                throw MalformedHookInput("hook input has no tool_name")
+            }
+            return HookInput(toolName: tool, toolInput: document["tool_input"] ?? .null,
+                             toolResponse: event == .postTool ? document["tool_response"] ?? .null : .null)
+        case .userPrompt:
+            return HookInput(prompt: document["prompt"]?.stringValue ?? "")
+        case .sessionStart, .sessionEnd, .stop:
+            return HookInput()
+        }
+    }
+
+    public func answer(event: HookEvent, decision: PolicyDecision?, reason: String?) -> HookWire.Answer {
+        guard let decision else { return HookWire.Answer(exitCode: 0) }
+        switch event {
+        case .preTool:
+            var fields: [(String, JSONValue)] = [
+                ("hookEventName", .string("PreToolUse")),
+                ("permissionDecision", .string(decision.rawValue)),
+            ]
+            if let reason { fields.append(("permissionDecisionReason", .string(reason))) }
+            return HookWire.Answer(exitCode: 0, stdout: JSONValue.object([("hookSpecificOutput", .object(fields))]).serialized + "\n")
+        case .userPrompt where decision == .deny:
+            return HookWire.Answer(exitCode: 0, stdout: JSONValue.object([
+                ("decision", .string("block")), ("reason", .string(reason ?? "blocked by kontext")),
+            ]).serialized + "\n")
+        default:
+            return HookWire.Answer(exitCode: 0)
+        }
+    }
+
+    public func launchArguments(settingsPath: String) -> [String] {
+        ["--settings", settingsPath]
+    }
+
+    public func settings(command: (HookEvent) -> String) -> JSONValue {
+        var hooks: [(String, JSONValue)] = []
+        for event in HookEvent.allCases {
+            var entry: [(String, JSONValue)] = []
+            if event == .preTool || event == .postTool { entry.append(("matcher", .string("*"))) }
+            entry.append(("hooks", .array([.object([
+                ("type", .string("command")),
+                ("command", .string(command(event))),
+                ("timeout", .number(30)),
+            ])])))
+            hooks.append((Self.hookEventName(event), .array([.object(entry)])))
+        }
+        return .object([("hooks", .object(hooks))])
+    }
+}

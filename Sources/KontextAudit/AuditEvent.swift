@@ -1,0 +1,263 @@
+import KontextCore
+
+/// One audit event, exactly the object of SPEC section 7.
+///
+/// Wire shape (`json`, `kontext audit export --format jsonl`, the shipping body): every key is
+/// always present, in this order: `id`, `session_id`, `seq`, `time`, `agent`, `event`,
+/// `tool_name`, `tool_input`, `tool_response`, `decision`, `actor`, `host`, `cwd`.
+/// A value kontext does not have is JSON `null`, never a missing key: `tool_name`,
+/// `tool_input` and `tool_response` for events without a tool, `decision` for events that
+/// were not judged by policy (anything but `pre-tool`), `host` and `cwd` when unknown, and
+/// `actor.sub` / `actor.email` when there is no identity (`actor` itself is always an object).
+///
+/// `user-prompt` events have no tool; their prompt text goes in `tool_input` as
+/// `{"prompt": TEXT}` (redacted and truncated like any tool input, see `sanitized`), so the
+/// SPEC's field list needs no extra key. `promptInput(_:)` builds that object.
+public struct AuditEvent: Sendable, Equatable {
+    /// The hook EVENT names of SPEC section 2 (`kontext hook EVENT`).
+    public enum Kind: String, Sendable, CaseIterable {
+        case preTool = "pre-tool"
+        case postTool = "post-tool"
+        case userPrompt = "user-prompt"
+        case sessionStart = "session-start"
+        case sessionEnd = "session-end"
+        case stop = "stop"
+    }
+
+    /// Unique across all sessions and machines (the backend de-duplicates on it); by default
+    /// `AuditIdentifier.timeOrdered()`.
+    public var id: String
+    public var sessionID: String
+    /// Position in the session, from 1, assigned by `AuditWriter` in commit order; 0 until then.
+    public var seq: Int
+    /// RFC 3339 UTC with milliseconds, as produced by `AuditTime`.
+    public var time: String
+    public var agent: String
+    public var event: Kind
+    public var toolName: String?
+    /// `.null` when the event has no tool input.
+    public var toolInput: JSONValue
+    /// `.null` when the event has no tool response (everything but `post-tool`).
+    public var toolResponse: JSONValue
+    public var decision: AuditDecision?
+    public var actor: AuditActor
+    public var host: String?
+    public var cwd: String?
+
+    public init(
+        id: String = AuditIdentifier.timeOrdered(),
+        sessionID: String,
+        seq: Int = 0,
+        time: String = AuditTime.now(),
+        agent: String,
+        event: Kind,
+        toolName: String? = nil,
+        toolInput: JSONValue = .null,
+        toolResponse: JSONValue = .null,
+        decision: AuditDecision? = nil,
+        actor: AuditActor = AuditActor(),
+        host: String? = nil,
+        cwd: String? = nil
+    ) {
+        self.id = id
+        self.sessionID = sessionID
+        self.seq = seq
+        self.time = time
+        self.agent = agent
+        self.event = event
+        self.toolName = toolName
+        self.toolInput = toolInput
+        self.toolResponse = toolResponse
+        self.decision = decision
+        self.actor = actor
+        self.host = host
+        self.cwd = cwd
+    }
+
+    /// The `tool_input` of a `user-prompt` event.
+    public static func promptInput(_ prompt: String) -> JSONValue {
+        .object([("prompt", .string(prompt))])
+    }
+
+    /// The keys of `json`, in order.
+    public static let keys = [
+        "id", "session_id", "seq", "time", "agent", "event", "tool_name", "tool_input",
+        "tool_response", "decision", "actor", "host", "cwd",
+    ]
+}
+
+/// The policy verdict recorded with an event.
+public struct AuditDecision: Sendable, Equatable {
+    public enum Outcome: String, Sendable, CaseIterable {
+        case allow, ask, deny
+    }
+
+    public var outcome: Outcome
+    public var reason: String?
+    /// The rule that matched (its name or position), nil when no rule matched.
+    public var rule: String?
+    /// False in observe mode: the outcome was recorded but not applied.
+    public var enforced: Bool
+
+    public init(outcome: Outcome, reason: String? = nil, rule: String? = nil, enforced: Bool) {
+        self.outcome = outcome
+        self.reason = reason
+        self.rule = rule
+        self.enforced = enforced
+    }
+}
+
+/// Who ran the session: the OIDC subject and email, or nils when there is no identity.
+public struct AuditActor: Sendable, Equatable {
+    public var sub: String?
+    public var email: String?
+
+    public init(sub: String? = nil, email: String? = nil) {
+        self.sub = sub
+        self.email = email
+    }
+}
+
+// MARK: - JSON
+
+extension AuditEvent {
+    public var json: JSONValue {
+        .object([
+            ("id", .string(id)),
+            ("session_id", .string(sessionID)),
+            ("seq", .number(Double(seq))),
+            ("time", .string(time)),
+            ("agent", .string(agent)),
+            ("event", .string(event.rawValue)),
+            ("tool_name", JSONValue(optional: toolName)),
+            ("tool_input", toolInput),
+            ("tool_response", toolResponse),
+            ("decision", decision?.json ?? .null),
+            ("actor", actor.json),
+            ("host", JSONValue(optional: host)),
+            ("cwd", JSONValue(optional: cwd)),
+        ])
+    }
+
+    /// `json.serialized` split around the value of `seq`, so the text can be built on the
+    /// appending thread and completed by the writer, which alone knows `seq`, in a copy.
+    var serializedAroundSeq: (head: String, tail: String) {
+        guard case .object(let members) = json, members.count > 3, members[2].0 == "seq" else {
+            preconditionFailure("AuditEvent.json starts with id, session_id, seq")
+        }
+        var head = "{"
+        for (key, value) in members[..<2] {
+            JSONValue.writeString(key, to: &head)
+            head += ":"
+            value.write(to: &head)
+            head += ","
+        }
+        head += "\"seq\":"
+        // The remaining members as an object, with its "{" turned into the separator.
+        var tail = JSONValue.object(Array(members[3...])).serialized
+        tail.replaceSubrange(tail.startIndex...tail.startIndex, with: ",")
+        return (head, tail)
+    }
+
+    /// Parses an object written by `json`. Required: `id`, `session_id`, `seq`, `time`,
+    /// `agent` and a known `event`; the other keys may be null or missing.
+    public init(json: JSONValue) throws {
+        guard json.objectValue != nil else { throw AuditEvent.invalid("not a JSON object") }
+        func requiredString(_ key: String) throws -> String {
+            guard let value = json[key]?.stringValue else { throw AuditEvent.invalid("\"\(key)\" must be a string") }
+            return value
+        }
+        func optionalString(_ key: String, in object: JSONValue = json) throws -> String? {
+            switch object[key] {
+            case nil, .null?: return nil
+            case .string(let value)?: return value
+            default: throw AuditEvent.invalid("\"\(key)\" must be a string or null")
+            }
+        }
+
+        id = try requiredString("id")
+        sessionID = try requiredString("session_id")
+        guard case .number(let seqNumber)? = json["seq"], seqNumber >= 0, seqNumber < 9e15,
+              seqNumber == seqNumber.rounded() else {
+            throw AuditEvent.invalid("\"seq\" must be a non-negative integer")
+        }
+        seq = Int(seqNumber)
+        time = try requiredString("time")
+        agent = try requiredString("agent")
+        let eventName = try requiredString("event")
+        guard let kind = Kind(rawValue: eventName) else {
+            throw AuditEvent.invalid("unknown event \"\(eventName)\" (expected one of "
+                + Kind.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+        }
+        event = kind
+        toolName = try optionalString("tool_name")
+        toolInput = json["tool_input"] ?? .null
+        toolResponse = json["tool_response"] ?? .null
+
+        switch json["decision"] {
+        case nil, .null?:
+            decision = nil
+        case .object(_)?:
+            let object = json["decision"]!
+            let outcomeName = object["outcome"]?.stringValue ?? ""
+            guard let outcome = AuditDecision.Outcome(rawValue: outcomeName) else {
+                throw AuditEvent.invalid("\"decision.outcome\" must be allow, ask or deny")
+            }
+            guard case .bool(let enforced)? = object["enforced"] else {
+                throw AuditEvent.invalid("\"decision.enforced\" must be true or false")
+            }
+            decision = AuditDecision(outcome: outcome, reason: try optionalString("reason", in: object),
+                                     rule: try optionalString("rule", in: object), enforced: enforced)
+        default:
+            throw AuditEvent.invalid("\"decision\" must be an object or null")
+        }
+
+        switch json["actor"] {
+        case nil, .null?:
+            actor = AuditActor()
+        case .object(_)?:
+            let object = json["actor"]!
+            actor = AuditActor(sub: try optionalString("sub", in: object), email: try optionalString("email", in: object))
+        default:
+            throw AuditEvent.invalid("\"actor\" must be an object or null")
+        }
+
+        host = try optionalString("host")
+        cwd = try optionalString("cwd")
+    }
+
+    /// Parses one line of `kontext audit export --format jsonl`.
+    public init(jsonText: String) throws {
+        let value: JSONValue
+        do { value = try JSONValue.parse(jsonText) } catch { throw AuditEvent.invalid("\(error)") }
+        try self.init(json: value)
+    }
+
+    static func invalid(_ reason: String) -> KontextError {
+        KontextError(.usage, "invalid audit event: \(reason)")
+    }
+}
+
+extension AuditDecision {
+    public var json: JSONValue {
+        .object([
+            ("outcome", .string(outcome.rawValue)),
+            ("reason", JSONValue(optional: reason)),
+            ("rule", JSONValue(optional: rule)),
+            ("enforced", .bool(enforced)),
+        ])
+    }
+}
+
+extension AuditActor {
+    public var json: JSONValue {
+        .object([("sub", JSONValue(optional: sub)), ("email", JSONValue(optional: email))])
+    }
+}
+
+extension JSONValue {
+    /// A string, or null for nil.
+    init(optional string: String?) {
+        self = string.map(JSONValue.string) ?? .null
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+import KontextAudit
+import KontextCore
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Read the local audit store.",
+        subcommands: [Sessions.self, Tail.self, Show.self, Export.self])
+
+    static func openStore() throws -> AuditStore {
+        try AuditStore(environment: currentEnvironment())
+    }
+
+    struct Sessions: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List sessions, newest first.")
+
+        @Option(name: .long, help: "Show at most this many.")
+        var limit: Int = 50
+
+        func run() throws {
+            let sessions = try AuditCommand.openStore().sessions(limit: limit)
+            guard !sessions.isEmpty else {
+                printError("kontext: no sessions recorded yet; `kontext start --agent claude` records one")
+                return
+            }
+            var rows = [["SESSION", "STARTED", "AGENT", "EVENTS", "EXIT", "ACTOR"]]
+            for s in sessions {
+                rows.append([String(s.id.prefix(12)), s.startedAt, s.agent, String(s.eventCount),
+                             s.exitCode.map(String.init) ?? (s.endedAt == nil ? "running" : "-"), s.actor.sub ?? "-"])
+            }
+            printOutput(formatTable(rows))
+        }
+    }
+
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the latest events; --follow keeps printing new ones.")
+
+        @Option(name: .shortAndLong, help: "How many recent events to print first.")
+        var lines: Int = 20
+
+        @Flag(name: .shortAndLong, help: "Keep printing events as they are recorded.")
+        var follow = false
+
+        func run() throws {
+            let store = try AuditCommand.openStore()
+            var position: Int64 = 0
+            for record in try store.recentEvents(limit: lines) {
+                printOutput(summary(record.event))
+                position = max(position, record.position)
+            }
+            while follow {
+                usleep(250_000)
+                for record in try store.events(after: position) {
+                    printOutput(summary(record.event))
+                    position = max(position, record.position)
+                }
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one session and its events (ID or a unique prefix).")
+
+        @Argument(help: ArgumentHelp("Session id or prefix.", valueName: "id"))
+        var id: String
+
+        func run() throws {
+            let store = try AuditCommand.openStore()
+            let session = try store.resolveSession(id)
+            printOutput("""
+                session  \(session.id)
+                agent    \(session.agent)
+                actor    \(session.actor.sub ?? "-")\(session.actor.email.map { " <\($0)>" } ?? "")
+                host     \(session.host ?? "-")
+                cwd      \(session.cwd ?? "-")
+                started  \(session.startedAt)
+                ended    \(session.endedAt ?? "still running")\(session.exitCode.map { " (exit \($0))" } ?? "")
+                """)
+            for event in try store.events(sessionID: session.id) { printOutput(summary(event)) }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print every event as JSON lines or CSV.")
+
+        @Option(name: .long, help: ArgumentHelp("jsonl or csv.", valueName: "format"))
+        var format: String = "jsonl"
+
+        @Option(name: .long, help: ArgumentHelp("Only this session (id or prefix).", valueName: "id"))
+        var session: String?
+
+        func run() throws {
+            guard let chosen = AuditExport.Format(rawValue: format) else {
+                throw KontextError.usage("--format \(format): unknown format", hint: "use jsonl or csv")
+            }
+            let store = try AuditCommand.openStore()
+            if let session {
+                let id = try store.resolveSession(session).id
+                try AuditExport.write(events: try store.events(sessionID: id), format: chosen, to: 1)
+            } else {
+                try AuditExport.write(store: store, format: chosen, to: 1)
+            }
+        }
+    }
+}
+
+/// One line per event for people: time, session, seq, event, tool, decision.
+private func summary(_ event: AuditEvent) -> String {
+    var parts = [event.time, String(event.sessionID.prefix(12)), "#\(event.seq)", event.event.rawValue]
+    if let tool = event.toolName { parts.append(tool) }
+    if let decision = event.decision {
+        parts.append("\(decision.outcome.rawValue)\(decision.enforced ? "" : " (observe)")")
+        if let rule = decision.rule { parts.append("[\(rule)]") }
+    }
+    return parts.joined(separator: "  ")
+}

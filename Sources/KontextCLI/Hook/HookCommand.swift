@@ -1,0 +1,33 @@
+import ArgumentParser
+import KontextHookWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct HookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hook",
+        abstract: "Called by agent hooks, not people: checks and records one hook event.",
+        discussion: """
+            Reads the agent's hook JSON on stdin, sends it to the session's sidecar \
+            (KONTEXT_SOCKET) and prints the answer in the agent's hook format. If the sidecar \
+            cannot be reached, observe mode lets the call through with a note on stderr and \
+            enforce mode blocks it. EVENT: \(HookEvent.names).
+            """)
+
+    @Argument(help: ArgumentHelp("The hook event.", valueName: "event"),
+              completion: .list(HookEvent.allCases.map(\.rawValue)))
+    var event: String
+
+    @Option(name: .long, help: ArgumentHelp("The agent whose hook format to speak: claude.", valueName: "name"),
+            completion: .list(supportedHookAgents))
+    var agent: String
+
+    func run() throws {
+        // The same client the `kontext` front runs; reached here only when kontext-cli is
+        // called directly.
+        let code = HookClient.run(arguments: [event, "--agent", agent]) { getenv($0).map { String(cString: $0) } }
+        throw ExitCode(code)
+    }
+}

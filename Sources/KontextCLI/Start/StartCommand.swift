@@ -1,0 +1,53 @@
+import ArgumentParser
+import KontextCore
+import KontextPolicy
+import KontextRun
+
+struct StartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Launch an AI coding agent with credentials injected and every hook checked and audited.",
+        discussion: """
+            Resolves the env file like `kontext run`, starts this session's sidecar on a private \
+            Unix socket, and launches the agent with the resolved variables plus KONTEXT_SESSION_ID \
+            and KONTEXT_SOCKET. For claude, a generated settings file (passed with --settings; your \
+            own settings are never edited) routes every hook through `kontext hook`, which applies \
+            the policy and records an audit event. kontext exits with the agent's exit code.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The agent: claude.", valueName: "name"))
+    var agent: String?
+
+    @Option(name: .long, help: ArgumentHelp("Launch this executable instead (its hooks are its own business).", valueName: "path"),
+            completion: .file())
+    var agentCommand: String?
+
+    @Option(name: .long, help: ArgumentHelp("observe (record, never block) or enforce (default: KONTEXT_MODE, else observe).", valueName: "mode"))
+    var mode: String?
+
+    @OptionGroup var credentials: CredentialOptions
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("Arguments for the agent, after --.", valueName: "args"))
+    var agentArguments: [String] = []
+
+    func validate() throws {
+        if agent == nil && agentCommand == nil {
+            throw ValidationError("name the agent with --agent claude, or a program with --agent-command PATH")
+        }
+    }
+
+    func run() async throws {
+        let chosenMode: PolicyMode?
+        if let mode {
+            guard let parsed = PolicyMode(rawValue: mode) else {
+                throw KontextError.usage("--mode \(mode): unknown mode", hint: "use observe or enforce")
+            }
+            chosenMode = parsed
+        } else {
+            chosenMode = nil
+        }
+        let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
+                                   envFile: try credentials.loadFile(), allowPartial: credentials.allowPartial, mode: chosenMode)
+        throw ExitCode(try await AgentSession.run(options, environment: currentEnvironment()))
+    }
+}

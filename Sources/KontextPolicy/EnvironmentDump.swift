@@ -1,0 +1,304 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A way of printing the whole environment (and with it every injected credential) that
+/// the built-in guard denies (SPEC section 7). Reading one variable by name is the normal
+/// use of a credential and is never one of these.
+///
+/// Flagged forms, after leading `NAME=value` assignments, shell keywords (`!`, `{`, `if`,
+/// `then`, `do`, …) and command wrappers (`sudo`, `doas`, `command`, `exec`, `nohup`,
+/// `setsid`, `time`, `nice`, `timeout`, `stdbuf`, `xargs`, `busybox`) are set aside:
+/// - `env` that runs no command (`env`, `env -0`, `env -u X`, `FOO=1 env`); `env -i` starts
+///   from an empty environment and is not flagged; `env FOO=bar cmd` runs `cmd`, which is
+///   checked in turn.
+/// - `printenv` with no variable name. `printenv NAME` prints one value, exactly like
+///   `echo "$NAME"`, so it is use by name and is not flagged.
+/// - bare `export` or `export -p`, bare `declare`/`typeset` or with only `-x`/`-p`, and a
+///   bare `set`: each lists every exported or shell variable.
+/// - `ps` whose first argument is a BSD option cluster with `e` (`ps e`, `ps auxe`), which
+///   shows processes' environments.
+/// - `sh|bash|zsh|… -c SCRIPT`, `eval …` and `env -S …` are scanned recursively.
+/// - any tool input string that names `/proc/<anything>/environ`.
+///
+/// This is a tripwire for careless or accidental dumps, not a sandbox: an agent holding a
+/// credential in its environment can always print that one variable, and programs that read
+/// their own environment (`python -c 'print(os.environ)'`) or names built at run time
+/// (`$(echo env)`) are not recognised.
+public enum EnvironmentDump: String, Sendable, Equatable {
+    case env
+    case printenv
+    case export
+    case declare
+    case set
+    case processList = "ps"
+    case procEnviron = "/proc/*/environ"
+
+    /// How the reason names the form, e.g. "`env` without a command".
+    public var summary: String {
+        switch self {
+        case .env: "`env` without a command"
+        case .printenv: "`printenv` without a variable name"
+        case .export: "`export` without a name"
+        case .declare: "`declare -x` without a name"
+        case .set: "`set` without arguments"
+        case .processList: "`ps e`"
+        case .procEnviron: "reading /proc/…/environ"
+        }
+    }
+}
+
+enum EnvironmentDumpDetector {
+    /// Shell text nested deeper than this (`bash -c "bash -c '…'"`) is not followed further.
+    static let maximumDepth = 8
+
+    /// The first environment dump among the commands of a shell script, if any.
+    static func dump(inScript script: String, depth: Int = 0) -> EnvironmentDump? {
+        guard depth <= maximumDepth else { return nil }
+        for words in ShellScanner.simpleCommands(in: script) {
+            if let found = dump(inCommand: words[...], depth: depth) { return found }
+        }
+        return nil
+    }
+
+    /// Whether one simple command (its words, quotes removed) dumps the environment.
+    static func dump(inCommand command: ArraySlice<String>, depth: Int = 0) -> EnvironmentDump? {
+        guard depth <= maximumDepth else { return nil }
+        var words = command
+        while true {
+            words = words.drop(while: isAssignment)
+            guard let first = words.first else { return nil }
+            let name = String(baseName(first))
+            // Almost every command is none of these; one hash lookup settles it.
+            guard commandsOfInterest.contains(name) else { return nil }
+            let arguments = words.dropFirst()
+            switch name {
+            case "!", "{", "if", "then", "else", "elif", "do", "while", "until":
+                words = arguments
+            case "command":
+                // `command -v env` only looks the name up.
+                if arguments.first.map({ $0.hasPrefix("-") && ($0.contains("v") || $0.contains("V")) }) == true { return nil }
+                words = skipOptions(arguments)
+            case "sudo", "doas":
+                words = skipOptions(arguments, takingValue: ["-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "-R"])
+            case "exec":
+                words = skipOptions(arguments, takingValue: ["-a"])
+            case "nice":
+                words = skipOptions(arguments, takingValue: ["-n"])
+            case "timeout":
+                words = skipOptions(arguments, takingValue: ["-s", "-k"]).dropFirst()  // the duration
+            case "stdbuf":
+                words = skipOptions(arguments, takingValue: ["-i", "-o", "-e"])
+            case "xargs":
+                words = skipOptions(arguments, takingValue: ["-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s"])
+            case "nohup", "setsid", "time", "busybox":
+                words = skipOptions(arguments)
+            case "env":
+                return envDump(arguments: arguments, depth: depth)
+            case "printenv":
+                return operands(arguments).isEmpty ? .printenv : nil
+            case "export":
+                return operands(arguments).isEmpty && !arguments.contains(where: { $0.hasPrefix("-") && $0.contains("f") }) ? .export : nil
+            case "declare", "typeset":
+                // Only listings of variables: `-f`/`-F` list functions, `-r`, `-i` … narrow it.
+                let options = arguments.filter { $0.hasPrefix("-") || $0.hasPrefix("+") }
+                let onlyVariableListing = options.allSatisfy { $0.dropFirst().allSatisfy { "xp".contains($0) } }
+                return operands(arguments).isEmpty && onlyVariableListing ? .declare : nil
+            case "set":
+                return arguments.isEmpty ? .set : nil
+            case "ps":
+                // BSD-style options come first and have no dash (`ps e`, `ps auxe`, `ps eww`).
+                let showsEnvironment = arguments.first.map { word in
+                    !word.hasPrefix("-") && word.contains("e") && word.allSatisfy { $0.isLetter }
+                } ?? false
+                return showsEnvironment ? .processList : nil
+            case "eval":
+                return dump(inScript: arguments.joined(separator: " "), depth: depth + 1)
+            case "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish":
+                return shellScript(arguments).flatMap { dump(inScript: $0, depth: depth + 1) }
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// Every command name `dump(inCommand:)` looks at: keywords, wrappers, dumps, shells.
+    private static let commandsOfInterest: Set<String> = [
+        "!", "{", "if", "then", "else", "elif", "do", "while", "until",
+        "command", "sudo", "doas", "exec", "nice", "timeout", "stdbuf", "xargs", "nohup", "setsid", "time", "busybox",
+        "env", "printenv", "export", "declare", "typeset", "set", "ps", "eval",
+        "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
+    ]
+
+    /// `env [OPTION]… [NAME=VALUE]… [COMMAND [ARG]…]`: a dump when no command follows.
+    private static func envDump(arguments: ArraySlice<String>, depth: Int) -> EnvironmentDump? {
+        var rest = arguments
+        var splitString: String?
+        options: while let word = rest.first, word.hasPrefix("-") {
+            rest = rest.dropFirst()
+            switch word {
+            case "--":
+                break options
+            case "-", "--ignore-environment":
+                return nil  // starts from an empty environment
+            case "--unset", "--chdir", "--argv0":
+                rest = rest.dropFirst()
+            case "--split-string":
+                splitString = rest.first
+                rest = rest.dropFirst()
+            default:
+                if word.hasPrefix("--") {
+                    if word.hasPrefix("--split-string=") { splitString = String(word.dropFirst("--split-string=".count)) }
+                    continue  // --null, --debug, --unset=X, --chdir=D, --*-signal[=S], …
+                }
+                // A cluster of short options; `u`, `C`, `S`, `a`, `P` take a value, attached
+                // (`-uNAME`) or as the next word.
+                for (offset, letter) in word.dropFirst().enumerated() {
+                    if letter == "i" { return nil }
+                    guard "uCSaP".contains(letter) else { continue }
+                    let attached = word.dropFirst(offset + 2)
+                    let value = attached.isEmpty ? rest.first : String(attached)
+                    if attached.isEmpty { rest = rest.dropFirst() }
+                    if letter == "S" { splitString = value }
+                    break
+                }
+            }
+        }
+        rest = rest.drop(while: isAssignment)
+        if let splitString {
+            // `env -S 'cmd args'` runs the split string as the command.
+            let command = splitString.split(separator: " ").map(String.init) + rest
+            return dump(inCommand: command[...], depth: depth + 1)
+        }
+        if rest.isEmpty { return .env }
+        return dump(inCommand: rest, depth: depth + 1)
+    }
+
+    /// The SCRIPT of `sh … -c SCRIPT`: the first operand after an option cluster holding `c`.
+    private static func shellScript(_ arguments: ArraySlice<String>) -> String? {
+        var sawCommandOption = false
+        for word in arguments {
+            if word.hasPrefix("-") || word.hasPrefix("+") {
+                if !word.hasPrefix("--"), word.dropFirst().contains("c") { sawCommandOption = true }
+                continue
+            }
+            return sawCommandOption ? word : nil
+        }
+        return nil
+    }
+
+    /// Words after the options (`--` ends them).
+    private static func operands(_ arguments: ArraySlice<String>) -> ArraySlice<String> {
+        if let end = arguments.firstIndex(of: "--") {
+            return arguments[arguments.index(after: end)...]
+        }
+        return arguments.drop { $0.hasPrefix("-") && $0.count > 1 }
+    }
+
+    /// Drops a wrapper's options (and the values of those in `takingValue`), leaving the
+    /// command it runs.
+    private static func skipOptions(_ arguments: ArraySlice<String>, takingValue: Set<String> = []) -> ArraySlice<String> {
+        var rest = arguments
+        while let word = rest.first, word.hasPrefix("-"), word.count > 1 {
+            rest = rest.dropFirst()
+            if word == "--" { break }
+            if takingValue.contains(word) { rest = rest.dropFirst() }
+        }
+        return rest
+    }
+
+    /// `NAME=value` or `NAME+=value`, as a shell reads before a command.
+    static func isAssignment(_ word: String) -> Bool {
+        guard let equals = word.utf8.firstIndex(of: UInt8(ascii: "=")) else { return false }
+        var name = word.utf8[..<equals]
+        if name.last == UInt8(ascii: "+") { name = name.dropLast() }
+        guard let first = name.first, first == UInt8(ascii: "_") || isASCIILetter(first) else { return false }
+        return name.allSatisfy { $0 == UInt8(ascii: "_") || isASCIILetter($0) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) }
+    }
+
+    private static func isASCIILetter(_ byte: UInt8) -> Bool {
+        (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z")
+    }
+
+    /// `/usr/bin/env` runs `env`.
+    private static func baseName(_ word: String) -> Substring {
+        guard let slash = word.lastIndex(of: "/") else { return word[...] }
+        return word[word.index(after: slash)...]
+    }
+
+    /// Whether the text names `/proc/<something>/environ`, e.g. `/proc/self/environ`,
+    /// `/proc/1/environ`, `/proc/$$/environ`, `/proc/*/environ`, `/proc/1/task/2/environ`.
+    static func mentionsProcEnviron(_ text: String) -> Bool {
+        if let found = text.utf8.withContiguousStorageIfAvailable({ mentionsProcEnviron(bytes: $0) }) {
+            return found
+        }
+        return Array(text.utf8).withUnsafeBufferPointer { mentionsProcEnviron(bytes: $0) }
+    }
+
+    private static let procPrefix = Array("/proc/".utf8)
+    private static let environSuffix = Array("/environ".utf8)
+
+    private static func mentionsProcEnviron(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var start = 0
+        while let found = ByteSearch.firstIndex(of: procPrefix, in: bytes, from: start) {
+            // The path runs to the next character that cannot be part of one in a command.
+            var end = found + procPrefix.count
+            while end < bytes.count, !isPathBoundary(bytes[end]) { end += 1 }
+            var searchFrom = found + procPrefix.count
+            while let suffix = ByteSearch.firstIndex(of: environSuffix, in: bytes, from: searchFrom), suffix < end {
+                let after = suffix + environSuffix.count
+                if after > end { break }
+                if after == end || !isWordByte(bytes[after]) { return true }
+                searchFrom = suffix + 1
+            }
+            start = found + 1
+        }
+        return false
+    }
+
+    private static func isPathBoundary(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"),
+             UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"), UInt8(ascii: ";"),
+             UInt8(ascii: "|"), UInt8(ascii: "&"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: ","):
+            true
+        default:
+            false
+        }
+    }
+
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "_") || isASCIILetter(byte) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+    }
+}
+
+/// Substring search over UTF-8 bytes: exact, byte for byte, so a secret is found wherever its
+/// bytes occur (String's own search compares characters, which can miss a value that ends
+/// just before a combining mark). libc's vectorised `memchr` finds candidate first bytes and
+/// `memcmp` checks them (`memmem` is a GNU extension the Glibc module does not export).
+enum ByteSearch {
+    static func firstIndex(of needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> Int? {
+        guard let first = needle.first else { return start }
+        guard let base = haystack.baseAddress, start >= 0 else { return nil }
+        return needle.withUnsafeBytes { needleBytes -> Int? in
+            let lastStart = haystack.count - needle.count
+            var position = start
+            while position <= lastStart {
+                guard let candidate = memchr(base + position, Int32(first), lastStart - position + 1) else { return nil }
+                position = UnsafeRawPointer(candidate) - UnsafeRawPointer(base)
+                if memcmp(candidate, needleBytes.baseAddress!, needle.count) == 0 { return position }
+                position += 1
+            }
+            return nil
+        }
+    }
+
+    static func contains(_ needle: [UInt8], in text: String) -> Bool {
+        if let found = text.utf8.withContiguousStorageIfAvailable({ firstIndex(of: needle, in: $0) != nil }) {
+            return found
+        }
+        return Array(text.utf8).withUnsafeBufferPointer { firstIndex(of: needle, in: $0) != nil }
+    }
+}

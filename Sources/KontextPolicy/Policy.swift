@@ -1,0 +1,98 @@
+import KontextCore
+
+public enum PolicyDecision: String, Sendable, CaseIterable {
+    case allow, ask, deny
+}
+
+/// The outcome of evaluating one tool call, as recorded in the audit event's `decision`.
+public struct PolicyVerdict: Sendable, Equatable {
+    public var decision: PolicyDecision
+    /// For people; never contains a secret value.
+    public var reason: String?
+    /// The rule that decided: its `id`, else `PATH#N` (N counts rules from 1), or
+    /// `builtin:…` for the built-in guards; nil when nothing matched.
+    public var rule: String?
+
+    public init(decision: PolicyDecision, reason: String? = nil, rule: String? = nil) {
+        self.decision = decision
+        self.reason = reason
+        self.rule = rule
+    }
+
+    /// What a call that no rule matches gets.
+    public static let noMatch = PolicyVerdict(decision: .allow)
+}
+
+/// Ordered rules from a policy file (SPEC section 7): the first rule whose matchers all
+/// match decides; a call no rule matches is allowed.
+public struct Policy: Sendable {
+    // A class so that walking the rules for each call retains one reference per rule
+    // rather than copying (and reference-counting) every string and array it holds.
+    final class Rule: Sendable {
+        /// `id`, or `PATH#N`.
+        let label: String
+        /// Alternatives for the tool name; nil matches any tool.
+        let tool: [Pattern]?
+        let fields: [FieldMatcher]
+        let decision: PolicyDecision
+        let reason: String?
+
+        init(label: String, tool: [Pattern]?, fields: [FieldMatcher], decision: PolicyDecision, reason: String?) {
+            self.label = label
+            self.tool = tool
+            self.fields = fields
+            self.decision = decision
+            self.reason = reason
+        }
+    }
+
+    /// A condition on one `tool_input` field: any of `patterns` must match its value.
+    struct FieldMatcher: Sendable {
+        let field: String
+        let patterns: [Pattern]
+    }
+
+    let rules: [Rule]
+
+    /// The file the rules came from, nil for `empty`.
+    public let path: String?
+
+    init(rules: [Rule], path: String?) {
+        self.rules = rules
+        self.path = path
+    }
+
+    /// No rules: every call is allowed.
+    public static let empty = Policy(rules: [], path: nil)
+
+    public var ruleCount: Int { rules.count }
+
+    /// First matching rule wins; no match allows with `rule` nil.
+    public func evaluate(toolName: String, input: JSONValue) -> PolicyVerdict {
+        for rule in rules where rule.matches(toolName: toolName, input: input) {
+            return PolicyVerdict(decision: rule.decision, reason: rule.reason, rule: rule.label)
+        }
+        return .noMatch
+    }
+}
+
+extension Policy.Rule {
+    func matches(toolName: String, input: JSONValue) -> Bool {
+        if let tool, !tool.contains(where: { $0.matches(toolName) }) { return false }
+        for matcher in fields {
+            guard let value = input[matcher.field] else { return false }  // absent field: no match
+            let text = Policy.matchableText(value)
+            if !matcher.patterns.contains(where: { $0.matches(text) }) { return false }
+        }
+        return true
+    }
+}
+
+extension Policy {
+    /// Strings match as themselves; any other JSON value (number, bool, null, array,
+    /// object) matches as its compact JSON text, e.g. `600`, `true`, `["a","b"]`.
+    static func matchableText(_ value: JSONValue) -> String {
+        if case .string(let text) = value { return text }
+        return value.serialized
+    }
+}

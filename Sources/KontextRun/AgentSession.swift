@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import KontextAgent
+import KontextAudit
+import KontextCore
+import KontextEnvFile
+import KontextHookWire
+import KontextPolicy
+import KontextProcess
+import KontextSidecar
+
+/// `kontext start`: what to launch and how.
+public struct StartOptions: Sendable {
+    /// An adapter's agent (`claude`), or nil with `agentCommand`.
+    public var agentName: String?
+    /// Any executable, launched the same way but with no generated hook settings.
+    public var agentCommand: String?
+    public var agentArguments: [String]
+    public var envFile: EnvFile?
+    public var allowPartial: Bool
+    /// `--mode`; nil means `KONTEXT_MODE`, else observe.
+    public var mode: PolicyMode?
+
+    public init(agentName: String?, agentCommand: String?, agentArguments: [String], envFile: EnvFile?,
+                allowPartial: Bool, mode: PolicyMode?) {
+        self.agentName = agentName
+        self.agentCommand = agentCommand
+        self.agentArguments = agentArguments
+        self.envFile = envFile
+        self.allowPartial = allowPartial
+        self.mode = mode
+    }
+}
+
+/// One agent session: credentials resolved, a sidecar on a private socket answering the
+/// agent's hooks, the agent launched with both, and everything ended when it exits.
+public enum AgentSession {
+    public static func run(_ options: StartOptions, environment: [String: String]) async throws -> Int32 {
+        let adapter: (any AgentAdapter)?
+        let program: String
+        if let command = options.agentCommand {
+            adapter = options.agentName.flatMap(AgentAdapters.named)
+            program = try locateProgram(command, environment: environment)
+        } else {
+            let name = options.agentName ?? "claude"
+            guard let known = AgentAdapters.named(name) else {
+                throw KontextError.usage("unknown agent '\(name)'", hint: "supported: claude; or launch any program with --agent-command PATH")
+            }
+            adapter = known
+            program = try locateProgram(known.executableName, environment: environment, hint: known.installHint)
+        }
+        let mode = try options.mode ?? PolicyMode(environment: environment)
+        let projectDirectory = currentDirectory()
+        let policy = try Policy.locate(environment: environment, projectDirectory: projectDirectory)
+            .map { try Policy.load(path: $0) } ?? .empty
+        let resolution = try await resolveCredentials(options.envFile, environment: environment, allowPartial: options.allowPartial)
+
+        let sessionID = AuditIdentifier.random()
+        let directory = try SessionDirectory.create(id: sessionID, environment: environment)
+        defer { directory.remove() }
+        let store = try AuditStore(environment: environment)
+        let writer = AuditWriter(store: store)
+        defer { writer.close() }
+        let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
+        let session = SessionInfo(id: sessionID, agent: agentLabel, actor: localActor(), host: hostName(), cwd: projectDirectory)
+        try store.recordSessionStart(AuditSession(id: sessionID, agent: agentLabel, actor: session.actor,
+                                                  host: session.host, cwd: session.cwd))
+        let handler = HookHandler(session: session, adapter: adapter ?? ClaudeAdapter(),
+                                  evaluator: PolicyEvaluator(policy: policy, secretGuard: SecretGuard(secrets: resolution.secrets)),
+                                  mode: mode, redactor: resolution.redactor, writer: writer)
+        let sidecar = try SidecarServer.start(socketPath: directory.path + "/hook.sock") { handler.handle($0) }
+
+        var arguments = options.agentArguments
+        if let adapter, options.agentCommand == nil {
+            let settingsPath = directory.path + "/\(adapter.name)-settings.json"
+            let front = shellQuoted(hookExecutable())
+            let settings = adapter.settings { "\(front) hook \($0.rawValue) --agent \(adapter.name)" }
+            try writePrivateFile(settingsPath, settings.serialized + "\n")
+            arguments = adapter.launchArguments(settingsPath: settingsPath) + arguments
+        }
+        let child = ChildProcess(executable: program, arguments: arguments, environment: childEnvironment(
+            base: environment, resolved: resolution.variables,
+            extra: [("KONTEXT_SESSION_ID", sessionID), ("KONTEXT_SOCKET", sidecar.socketPath), ("KONTEXT_MODE", mode.rawValue)]))
+        let status: Int32
+        do {
+            status = try await offload { try child.run() }
+        } catch {
+            sidecar.stop()
+            try? store.endSession(id: sessionID, exitCode: nil)
+            throw error
+        }
+        sidecar.stop()
+        try store.endSession(id: sessionID, exitCode: status)
+        return status
+    }
+
+    /// The `kontext` front beside this binary answers hooks fastest; without one, this binary.
+    static func hookExecutable() -> String {
+        let own = executablePath()
+        let directory = own.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let front = directory + "/kontext"
+        return access(front, X_OK) == 0 ? front : own
+    }
+}
+
+/// The session's private directory: socket and generated settings, 0700, removed at exit.
+struct SessionDirectory {
+    let path: String
+
+    static func create(id: String, environment: [String: String]) throws -> SessionDirectory {
+        let base: String
+        if let runtime = XDGDirectories(environment: environment).runtime {
+            base = runtime + "/kontext"
+        } else {
+            base = "/tmp/kontext-\(getuid())"
+        }
+        try makeDirectories(base, mode: 0o700)
+        // A shared /tmp parent could be pre-created by someone else: insist it is ours and private.
+        var info = stat()
+        guard lstat(base, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(),
+              info.st_mode & 0o077 == 0 else {
+            throw KontextError(.usage, "\(base) is not a private directory owned by you",
+                               hint: "remove it, or set XDG_RUNTIME_DIR")
+        }
+        let path = base + "/" + String(id.prefix(12))
+        guard mkdir(path, 0o700) == 0 else {
+            throw KontextError(.usage, "cannot create session directory \(path): \(String(cString: strerror(errno)))")
+        }
+        return SessionDirectory(path: path)
+    }
+
+    func remove() {
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name != "." && name != ".." { unlink(path + "/" + name) }
+            }
+            closedir(dir)
+        }
+        rmdir(path)
+    }
+}
+
+func writePrivateFile(_ path: String, _ text: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw KontextError(.usage, "cannot write \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    writeAll(text, to: fd)
+}
+
+func shellQuoted(_ text: String) -> String {
+    "'" + text.replacingAll("'", with: "'\\''") + "'"
+}
+
+func executablePath() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard length > 0 else { return CommandLine.arguments[0] }
+    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+func currentDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard getcwd(&buffer, buffer.count) != nil else { return "." }
+    return String(cString: buffer)
+}
+
+func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    gethostname(&buffer, buffer.count - 1)
+    return String(cString: buffer)
+}
+
+/// Local mode's actor: the OS user (remote mode takes it from the ID token).
+func localActor() -> AuditActor {
+    let name = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+    return AuditActor(sub: "local:\(name)", email: nil)
+}
