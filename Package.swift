@@ -70,11 +70,15 @@ let package = Package(
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextCore"]),
+        // The kill -9 durability test drives the ingest benchmark binary.
+        .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),
         .testTarget(name: "KontextKeyringTests", dependencies: ["KontextKeyring", "KontextTestSupport"]),
         .testTarget(name: "KontextExchangeTests", dependencies: [
             "KontextExchange", "KontextBroker", "KontextKeyring", "KontextTestSupport",
         ]),
-        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "kontext", "kontext-cli"]),
+        .executableTarget(name: "kontext-bench-audit", dependencies: ["KontextAudit", "KontextCore"], path: "bench/AuditIngest"),
+        // Runs the built `kontext` and `kontext-cli` binaries (swift build --build-tests builds them).
+        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport"]),
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
     ]
 )

@@ -173,13 +173,39 @@ _kontext() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|env|provider|help)
+    start|run|env|hook|provider|audit|help)
         # Offer subcommand argument completions
         "_kontext_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run env provider help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'start run env hook provider audit help' -- "${cur}"))
+        ;;
+    esac
+}
+
+_kontext_start() {
+    repeating_flags=()
+    non_repeating_flags=(--allow-partial --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--agent --agent-command --mode --env-file)
+    __kontext_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--agent')
+        return
+        ;;
+    '--agent-command')
+        __kontext_add_completions -f
+        return
+        ;;
+    '--mode')
+        return
+        ;;
+    '--env-file')
+        __kontext_add_completions -f
+        return
         ;;
     esac
 }
@@ -211,6 +237,30 @@ _kontext_env() {
     case "${prev}" in
     '--env-file')
         __kontext_add_completions -f
+        return
+        ;;
+    esac
+}
+
+_kontext_hook() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--agent)
+    __kontext_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--agent')
+        __kontext_add_completions -W 'claude'
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __kontext_add_completions -W 'pre-tool'$'\n''post-tool'$'\n''user-prompt'$'\n''session-start'$'\n''session-end'$'\n''stop'
         return
         ;;
     esac
@@ -261,6 +311,85 @@ _kontext_provider_remove() {
     repeating_options=()
     non_repeating_options=()
     __kontext_offer_flags_options 1
+}
+
+_kontext_audit() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    sessions|tail|show|export)
+        # Offer subcommand argument completions
+        "_kontext_audit_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'sessions tail show export' -- "${cur}"))
+        ;;
+    esac
+}
+
+_kontext_audit_sessions() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--limit)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--limit')
+        return
+        ;;
+    esac
+}
+
+_kontext_audit_tail() {
+    repeating_flags=()
+    non_repeating_flags=(--follow -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--lines -l)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--lines'|'-l')
+        return
+        ;;
+    esac
+}
+
+_kontext_audit_show() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 1
+}
+
+_kontext_audit_export() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--format --session)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--format')
+        return
+        ;;
+    '--session')
+        return
+        ;;
+    esac
 }
 
 _kontext_help() {

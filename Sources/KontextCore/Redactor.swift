@@ -1,32 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Replaces every injected secret value in text by `[REDACTED:SERVICE]` (SPEC section 7).
 /// Longer secrets are replaced first so that one secret containing another is not split.
 public struct Redactor: Sendable {
-    private let secrets: [(value: String, label: String)]
+    /// UTF-8 bytes of each secret and of its label: matching bytes (memmem) instead of
+    /// Characters is ~100x faster than `String.contains`, which builds a search table per call,
+    /// and also catches a secret followed by a combining mark.
+    private let secrets: [(value: [UInt8], label: [UInt8])]
 
     /// `secrets` pairs each injected value with the SERVICE it came from.
     public init(secrets: [(service: String, value: String)]) {
         self.secrets = secrets
             .filter { !$0.value.isEmpty }
-            .map { (value: $0.value, label: "[REDACTED:\($0.service)]") }
-            .sorted { $0.value.utf8.count > $1.value.utf8.count }
+            .map { (value: Array($0.value.utf8), label: Array("[REDACTED:\($0.service)]".utf8)) }
+            .sorted { $0.value.count > $1.value.count }
     }
 
     public var isEmpty: Bool { secrets.isEmpty }
 
     public func redact(_ text: String) -> String {
         var result = text
-        for secret in secrets where result.contains(secret.value) {
-            result = result.replacingAll(secret.value, with: secret.label)
+        for secret in secrets {
+            result.makeContiguousUTF8()
+            let replaced = result.utf8.withContiguousStorageIfAvailable { haystack in
+                Redactor.replacingAll(secret.value, with: secret.label, in: haystack)
+            } ?? nil
+            if let replaced { result = replaced }
         }
         return result
     }
 
     /// The service whose secret appears in text, if any.
     public func firstSecretService(in text: String) -> String? {
-        for secret in secrets where text.contains(secret.value) {
-            return String(secret.label.dropFirst("[REDACTED:".count).dropLast())
+        var text = text
+        text.makeContiguousUTF8()
+        for secret in secrets {
+            let found = text.utf8.withContiguousStorageIfAvailable { Redactor.firstMatch(of: secret.value, in: $0, from: 0) != nil } ?? false
+            if found {
+                return String(decoding: secret.label.dropFirst("[REDACTED:".utf8.count).dropLast(), as: UTF8.self)
+            }
         }
         return nil
+    }
+
+    /// nil when `needle` does not occur (the common case allocates nothing).
+    private static func replacingAll(_ needle: [UInt8], with replacement: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> String? {
+        guard var match = firstMatch(of: needle, in: haystack, from: 0) else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(haystack.count)
+        var copied = 0
+        while true {
+            output.append(contentsOf: haystack[copied..<match])
+            output.append(contentsOf: replacement)
+            copied = match + needle.count
+            guard let next = firstMatch(of: needle, in: haystack, from: copied) else { break }
+            match = next
+        }
+        output.append(contentsOf: haystack[copied...])
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// memchr to each candidate first byte, then memcmp (memmem is a GNU extension Swift's
+    /// Glibc module does not export).
+    private static func firstMatch(of needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        guard let base = haystack.baseAddress, !needle.isEmpty else { return nil }
+        let lastStart = haystack.count - needle.count
+        var position = start
+        return needle.withUnsafeBytes { needleBytes -> Int? in
+            while position <= lastStart {
+                guard let candidate = memchr(base + position, Int32(needle[0]), lastStart - position + 1) else { return nil }
+                position = UnsafeRawPointer(candidate) - UnsafeRawPointer(base)
+                if memcmp(candidate, needleBytes.baseAddress!, needle.count) == 0 { return position }
+                position += 1
+            }
+            return nil
+        }
     }
 }
 

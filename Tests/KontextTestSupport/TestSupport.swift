@@ -150,4 +150,9 @@ public struct TimeoutError: Error, CustomStringConvertible {
     public var seconds: TimeInterval
     public var command: String
     public var description: String { "\(command) did not finish within \(seconds) s" }
+
+    public init(seconds: TimeInterval, command: String) {
+        self.seconds = seconds
+        self.command = command
+    }
 }

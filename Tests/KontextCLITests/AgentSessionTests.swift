@@ -1,0 +1,310 @@
+import Foundation
+import KontextTestSupport
+import Testing
+
+/// The real Claude Code binary (from the claude-agent-sdk wheel; scripts/install-test-tools
+/// puts it on KONTEXT_CLAUDE_BIN) under `kontext start`, against a scripted model server.
+enum ClaudeCode {
+    static var binary: String? {
+        if let path = ProcessInfo.processInfo.environment["KONTEXT_CLAUDE_BIN"], FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        return nil
+    }
+    static var available: Bool { binary != nil && TestSupport.hasSessionBus }
+}
+
+/// A scripted Messages API server (testsupport/model_server.py) on loopback.
+final class ModelServer {
+    let process = Process()
+    let port: Int
+    let log: URL
+
+    init(script: String, in directory: URL) throws {
+        let scriptURL = directory.appendingPathComponent("model-script.json")
+        try script.write(to: scriptURL, atomically: true, encoding: .utf8)
+        let portFile = directory.appendingPathComponent("model-port")
+        log = directory.appendingPathComponent("model-requests.jsonl")
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", HelpAndDocumentationTests.repository.appendingPathComponent("testsupport/model_server.py").path,
+                             "--script", scriptURL.path, "--port", "0", "--port-file", portFile.path,
+                             "--log", log.path, "--max-seconds", "120"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                self.port = port
+                return
+            }
+            usleep(20_000)
+        }
+        process.terminate()
+        throw TimeoutError(seconds: 20, command: "model_server.py")
+    }
+
+    /// The tool_result contents Claude sent back, in order.
+    func toolResults() throws -> [String] {
+        var results: [String] = []
+        for line in try String(contentsOf: log, encoding: .utf8).split(separator: "\n") {
+            let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            guard entry?["kind"] as? String == "main",
+                  let messages = (entry?["body"] as? [String: Any])?["messages"] as? [[String: Any]],
+                  let content = messages.last?["content"] as? [[String: Any]] else { continue }
+            for block in content where block["type"] as? String == "tool_result" {
+                if let text = block["content"] as? String { results.append(text) }
+                if let parts = block["content"] as? [[String: Any]] {
+                    results.append(parts.compactMap { $0["text"] as? String }.joined())
+                }
+            }
+        }
+        return results
+    }
+
+    deinit {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+func sha256Hex(_ text: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    let result = try runProcess(process, stdin: text, timeout: 10)
+    return String(result.stdout.prefix(64))
+}
+
+/// Audit events as `kontext audit export --format jsonl` prints them.
+func exportedEvents(_ sandbox: Sandbox, environment: [String: String] = [:]) throws -> [[String: Any]] {
+    let export = try sandbox.kontext(["audit", "export", "--format", "jsonl"], environment: environment)
+    #expect(export.status == 0, "\(export.stderr)")
+    return try export.stdout.split(separator: "\n").map {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+}
+
+let specEventKeys: Set<String> = ["id", "session_id", "seq", "time", "agent", "event", "tool_name", "tool_input",
+                                  "tool_response", "decision", "actor", "host", "cwd"]
+
+@Suite(.enabled(if: ClaudeCode.available, "needs the claude binary (KONTEXT_CLAUDE_BIN) and a keyring: run scripts/test"))
+struct ClaudeEndToEndTests {
+    struct Outcome {
+        var sandbox: Sandbox
+        var result: ProcessResult
+        var claude: [String: Any]
+        var events: [[String: Any]]
+        var toolResults: [String]
+        var secret: String
+        var marker: URL
+    }
+
+    /// One scenario, two modes: a Bash call that uses the injected token by name (only its
+    /// hash comes back), then a call the policy denies.
+    func runScenario(mode: String) throws -> Outcome {
+        let sandbox = Sandbox("claude-\(mode)")
+        let service = "github-\(UUID().uuidString.prefix(6).lowercased())"
+        let secret = TestSupport.secret("claude-\(mode)")
+        #expect(try sandbox.kontext(["provider", "add", service], stdin: secret).status == 0)
+        sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:\(service)>>\nLOG_LEVEL=debug\n")
+        try FileManager.default.createDirectory(at: sandbox.workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
+        sandbox.write(".kontext/policy.toml", """
+            [[rule]]
+            id = "no-writes"
+            tool = "Bash"
+            command = "touch *"
+            decision = "deny"
+            reason = "agents may not create files here"
+            """)
+        let marker = sandbox.workingDirectory.appendingPathComponent("touched-by-agent")
+        let server = try ModelServer(script: """
+            [{"tool_use": {"name": "Bash", "input": {"command": "printf %s \\"$GITHUB_TOKEN\\" | sha256sum", "description": "hash the token"}}},
+             {"tool_use": {"name": "Bash", "input": {"command": "touch \(marker.path)", "description": "create a file"}}},
+             {"text": "All done."}]
+            """, in: sandbox.root)
+        let claudeDirectory = URL(fileURLWithPath: ClaudeCode.binary!).deletingLastPathComponent().path
+        let result = try sandbox.kontext(
+            ["start", "--agent", "claude", "--mode", mode, "--",
+             "-p", "use the token", "--output-format", "json", "--setting-sources", "", "--allowedTools", "Bash"],
+            stdin: "",
+            environment: [
+                "PATH": claudeDirectory + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin"),
+                "CLAUDE_CONFIG_DIR": sandbox.home.appendingPathComponent(".claude-config").path,
+                "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(server.port)",
+                "ANTHROPIC_API_KEY": "sk-kontext-test",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "CLAUDE_CODE_MAX_RETRIES": "0",
+            ],
+            timeout: 120)
+        let claude = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
+        return Outcome(sandbox: sandbox, result: result, claude: claude, events: try exportedEvents(sandbox),
+                       toolResults: try server.toolResults(), secret: secret, marker: marker)
+    }
+
+    func checkCommon(_ outcome: Outcome, enforced: Bool) throws {
+        #expect(outcome.result.status == 0, "kontext start failed: \(outcome.result.stderr)")
+        // The agent's Bash call saw the injected token: its hash came back to the model.
+        #expect(outcome.toolResults.first?.hasPrefix(try sha256Hex(outcome.secret)) == true,
+                "tool results: \(outcome.toolResults.map { $0.prefix(80) })")
+        let names = outcome.events.map { $0["event"] as? String ?? "?" }
+        for expected in ["session-start", "user-prompt", "pre-tool", "post-tool", "stop", "session-end"] {
+            #expect(names.contains(expected), "no \(expected) event in \(names)")
+        }
+        for event in outcome.events {
+            #expect(Set(event.keys) == specEventKeys, "event keys: \(event.keys.sorted())")
+            #expect((event["actor"] as? [String: Any])?["sub"] as? String != nil)
+        }
+        let sessions = Set(outcome.events.compactMap { $0["session_id"] as? String })
+        #expect(sessions.count == 1)
+        let seqs = outcome.events.compactMap { $0["seq"] as? Int }
+        #expect(seqs == Array(1...seqs.count))
+        let preTools = outcome.events.filter { $0["event"] as? String == "pre-tool" }
+        #expect(preTools.count == 2)
+        let decisions = preTools.compactMap { $0["decision"] as? [String: Any] }
+        #expect(decisions.map { $0["outcome"] as? String } == ["allow", "deny"])
+        #expect(decisions.allSatisfy { $0["enforced"] as? Bool == enforced })
+        #expect(decisions.last?["rule"] as? String == "no-writes")
+        let prompt = outcome.events.first { $0["event"] as? String == "user-prompt" }
+        #expect((prompt?["tool_input"] as? [String: Any])?["prompt"] as? String == "use the token")
+        // No secret anywhere: not in any file the run wrote (Claude's config and transcripts
+        // included), not in kontext's output, not in what reached the model.
+        let hits = TestSupport.files(under: outcome.sandbox.root, containing: TestSupport.secretNonce)
+        #expect(hits.isEmpty, "secret found in \(hits)")
+        #expect(!outcome.result.stdout.contains(outcome.secret) && !outcome.result.stderr.contains(outcome.secret))
+    }
+
+    @Test func enforceModeDeniesByPolicyAndAuditsEverything() throws {
+        let outcome = try runScenario(mode: "enforce")
+        try checkCommon(outcome, enforced: true)
+        let denials = outcome.claude["permission_denials"] as? [[String: Any]] ?? []
+        #expect(denials.count == 1, "permission_denials: \(denials)")
+        #expect(((denials.first?["tool_input"] as? [String: Any])?["command"] as? String)?.hasPrefix("touch ") == true)
+        #expect(!FileManager.default.fileExists(atPath: outcome.marker.path), "the denied call ran")
+        #expect(outcome.events.filter { $0["event"] as? String == "post-tool" }.count == 1)
+    }
+
+    @Test func observeModeRecordsTheWouldDenyAndBlocksNothing() throws {
+        let outcome = try runScenario(mode: "observe")
+        try checkCommon(outcome, enforced: false)
+        #expect((outcome.claude["permission_denials"] as? [Any] ?? []).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: outcome.marker.path), "observe mode blocked a call")
+        #expect(outcome.events.filter { $0["event"] as? String == "post-tool" }.count == 2)
+    }
+}
+
+/// Hook calls made by a stand-in agent (`--agent-command`), so each bad input is exact.
+@Suite(.enabled(if: TestSupport.hasSessionBus, "needs dbus-run-session and gnome-keyring (scripts/test sets them up)"))
+struct HookRobustnessTests {
+    static let cases: [(name: String, makeInput: String)] = [
+        ("empty", ": > \"$1\""),
+        ("truncated", "printf '{\"tool_name\":\"Bash\",\"tool_input\":{\"comm' > \"$1\""),
+        ("huge", "head -c 10485760 /dev/zero | tr '\\\\0' a > \"$1\""),
+        ("binary", "head -c 4096 /dev/urandom > \"$1\""),
+        ("not-an-object", "printf '[1,2,3]' > \"$1\""),
+        ("no-tool-name", "printf '{\"tool_input\":{}}' > \"$1\""),
+    ]
+
+    /// Runs a session whose agent is a shell script, and returns the sandbox.
+    func session(mode: String, agentScript: String, secret: String? = nil) throws -> (Sandbox, ProcessResult) {
+        let sandbox = Sandbox("hooks-\(mode)")
+        if let secret {
+            let service = "svc-\(UUID().uuidString.prefix(6).lowercased())"
+            #expect(try sandbox.kontext(["provider", "add", service], stdin: secret).status == 0)
+            sandbox.write(".env.kontext", "API_KEY=<<kontext:\(service)>>\n")
+        }
+        sandbox.write("agent.sh", agentScript)
+        let result = try sandbox.kontext(["start", "--agent-command", "/bin/sh", "--mode", mode, "--",
+                                          sandbox.workingDirectory.appendingPathComponent("agent.sh").path],
+                                         environment: ["KONTEXT_HOOK": TestSupport.kontextPath], timeout: 120)
+        return (sandbox, result)
+    }
+
+    @Test(arguments: ["enforce", "observe"])
+    func badInputNeverCrashesOrHangsAndIsDecidedByMode(mode: String) throws {
+        var script = "set -u\nmake() { :; }\n"
+        for (name, makeInput) in Self.cases {
+            script += """
+                make_\(name.replacingOccurrences(of: "-", with: "_")) () { \(makeInput); }
+                make_\(name.replacingOccurrences(of: "-", with: "_")) input-\(name)
+                "$KONTEXT_HOOK" hook pre-tool --agent claude < input-\(name) > out-\(name) 2> err-\(name); echo $? > code-\(name)
+                rm -f input-\(name)
+
+                """
+        }
+        script += """
+            echo '{}' | "$KONTEXT_HOOK" hook no-such-event --agent claude > out-unknown 2> err-unknown; echo $? > code-unknown
+            echo '{}' | "$KONTEXT_HOOK" hook pre-tool --agent vim > out-agent 2> err-agent; echo $? > code-agent
+            """
+        let (sandbox, result) = try session(mode: mode, agentScript: script)
+        #expect(result.status == 0, "\(result.stderr)")
+        func read(_ name: String) -> String {
+            (try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent(name), encoding: .utf8)) ?? "<missing>"
+        }
+        for (name, _) in Self.cases {
+            #expect(read("code-\(name)") == "0\n", "\(name): exit \(read("code-\(name)")) \(read("err-\(name)"))")
+            if mode == "enforce" {
+                #expect(read("out-\(name)").contains("\"permissionDecision\":\"deny\""), "\(name) was not blocked")
+            } else {
+                #expect(read("out-\(name)").isEmpty, "\(name) changed the agent's decision in observe mode")
+            }
+            #expect(read("err-\(name)").hasPrefix("kontext: "), "\(name): \(read("err-\(name)"))")
+        }
+        #expect(read("code-unknown") == "2\n")
+        #expect(read("err-unknown").hasPrefix("kontext hook: unknown hook event 'no-such-event'"))
+        #expect(read("code-agent") == "2\n")
+        // Every bad call is in the audit store, decided by the malformed-input rule.
+        let events = try exportedEvents(sandbox).filter { $0["event"] as? String == "pre-tool" }
+        #expect(events.count == Self.cases.count)
+        for event in events {
+            let decision = event["decision"] as? [String: Any]
+            #expect(decision?["rule"] as? String == "builtin:malformed-input")
+            #expect(decision?["outcome"] as? String == (mode == "enforce" ? "deny" : "allow"))
+        }
+    }
+
+    @Test func secretInToolInputIsDeniedAndRedacted() throws {
+        let secret = TestSupport.secret("guard")
+        let script = """
+            printf '{"tool_name":"Bash","tool_input":{"command":"curl -H \\\\"X: %s\\\\" https://api"}}' "$API_KEY" \\
+              | "$KONTEXT_HOOK" hook pre-tool --agent claude > out-literal
+            printf '{"tool_name":"Bash","tool_input":{"command":"curl -H \\\\"X: $API_KEY\\\\" https://api"}}' \\
+              | "$KONTEXT_HOOK" hook pre-tool --agent claude > out-byname
+            printf '{"tool_name":"Bash","tool_input":{"command":"env | sort"}}' | "$KONTEXT_HOOK" hook pre-tool --agent claude > out-dump
+            """
+        let (sandbox, result) = try session(mode: "enforce", agentScript: script, secret: secret)
+        #expect(result.status == 0, "\(result.stderr)")
+        func read(_ name: String) -> String {
+            (try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent(name), encoding: .utf8)) ?? ""
+        }
+        #expect(read("out-literal").contains("\"permissionDecision\":\"deny\""))
+        #expect(read("out-byname").isEmpty, "using the variable by name must not be blocked: \(read("out-byname"))")
+        #expect(read("out-dump").contains("\"permissionDecision\":\"deny\""))
+        let export = try sandbox.kontext(["audit", "export", "--format", "jsonl"])
+        #expect(export.stdout.contains("[REDACTED:svc-"))
+        #expect(!export.stdout.contains(TestSupport.secretNonce))
+        #expect(export.stdout.contains("builtin:secret-in-input") && export.stdout.contains("builtin:environment-dump"))
+        let hits = TestSupport.files(under: sandbox.root, containing: TestSupport.secretNonce)
+        #expect(hits.isEmpty, "secret found in \(hits)")
+    }
+
+    @Test func acknowledgedEventsSurviveKillNineOfKontext() throws {
+        // The stand-in agent makes 25 hook calls, each acknowledged, then SIGKILLs the kontext
+        // process running the session (its parent) before it can end anything cleanly.
+        let script = """
+            i=0
+            while [ $i -lt 25 ]; do
+              printf '{"tool_name":"Bash","tool_input":{"command":"echo %s"}}' "$i" | "$KONTEXT_HOOK" hook pre-tool --agent claude >/dev/null || exit 9
+              i=$((i+1)); echo $i > acked
+            done
+            kill -KILL $PPID
+            sleep 1
+            """
+        let (sandbox, result) = try session(mode: "observe", agentScript: script)
+        #expect(result.status == 128 + 9)
+        #expect((try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent("acked"), encoding: .utf8)) == "25\n")
+        let events = try exportedEvents(sandbox).filter { $0["event"] as? String == "pre-tool" }
+        #expect(events.count == 25)
+        let commands = events.compactMap { ($0["tool_input"] as? [String: Any])?["command"] as? String }
+        #expect(commands == (0..<25).map { "echo \($0)" })
+    }
+}
