@@ -213,10 +213,48 @@ struct HookRobustnessTests {
             sandbox.write(".env.kontext", "API_KEY=<<kontext:\(service)>>\n")
         }
         sandbox.write("agent.sh", agentScript)
+        let runtime = sandbox.root.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let result = try sandbox.kontext(["start", "--agent-command", "/bin/sh", "--mode", mode, "--",
                                           sandbox.workingDirectory.appendingPathComponent("agent.sh").path],
-                                         environment: ["KONTEXT_HOOK": TestSupport.kontextPath], timeout: 120)
+                                         environment: ["KONTEXT_HOOK": TestSupport.kontextPath, "XDG_RUNTIME_DIR": runtime.path],
+                                         timeout: 120)
+        if result.status != 128 + 9 {
+            // The session directory (socket, generated settings) is gone once the session ends.
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: runtime.appendingPathComponent("kontext").path)) ?? []
+            #expect(left.isEmpty, "session directory left behind: \(left)")
+        }
         return (sandbox, result)
+    }
+
+    @Test func agentEnvironmentCarriesTheSession() throws {
+        let script = """
+            printf '%s\\n%s\\n%s\\n' "$KONTEXT_SESSION_ID" "$KONTEXT_SOCKET" "$KONTEXT_MODE" > session-env
+            test -S "$KONTEXT_SOCKET" && stat -c %a "$(dirname "$KONTEXT_SOCKET")" > socket-dir-mode
+            exit 3
+            """
+        let (sandbox, result) = try session(mode: "enforce", agentScript: script)
+        #expect(result.status == 3, "the agent's exit code is kontext's")
+        let lines = (try String(contentsOf: sandbox.workingDirectory.appendingPathComponent("session-env"), encoding: .utf8))
+            .split(separator: "\n").map(String.init)
+        #expect(lines.count == 3 && lines[0].count == 32 && lines[1].hasSuffix("/hook.sock") && lines[2] == "enforce")
+        #expect((try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent("socket-dir-mode"), encoding: .utf8)) == "700\n")
+        let sessions = try sandbox.kontext(["audit", "sessions"])
+        #expect(sessions.stdout.contains(String(lines[0].prefix(12))) && sessions.stdout.contains("  3  "))
+        let show = try sandbox.kontext(["audit", "show", String(lines[0].prefix(8))])
+        #expect(show.status == 0 && show.stdout.contains("session  \(lines[0])"))
+        #expect(try sandbox.kontext(["audit", "show", "ffffffffffff"]).status != 0)
+    }
+
+    @Test func missingAgentBinaryExitsFiveWithInstallHint() throws {
+        let sandbox = Sandbox("noclaude")
+        let result = try sandbox.kontext(["start", "--agent", "claude", "--", "-p", "hi"], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(result.status == 5)
+        #expect(result.stderr.hasPrefix("kontext: claude: command not found"))
+        #expect(result.stderr.contains("claude-agent-sdk"))
+        #expect(try sandbox.kontext(["start"]).status == 2)
+        #expect(try sandbox.kontext(["start", "--agent", "vim"]).status == 2)
+        #expect(try sandbox.kontext(["start", "--agent", "claude", "--mode", "strict"]).status == 2)
     }
 
     @Test(arguments: ["enforce", "observe"])

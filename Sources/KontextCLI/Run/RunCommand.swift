@@ -44,9 +44,11 @@ struct CredentialOptions: ParsableArguments {
     @Flag(name: .long, help: "Launch even if some placeholders cannot be resolved (their variables are left unset).")
     var allowPartial = false
 
-    func loadFile() throws -> EnvFile? {
+    /// The env file, if any. `run` says when there is none, since injecting is its whole job;
+    /// `start` without one is a normal audited session.
+    func loadFile(noticeIfMissing: Bool = true) throws -> EnvFile? {
         let file = try loadEnvFile(explicitPath: envFile)
-        if file == nil {
+        if file == nil && noticeIfMissing {
             printError("kontext: no .env.kontext here; running without injected credentials")
         }
         return file

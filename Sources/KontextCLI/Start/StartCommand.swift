@@ -47,7 +47,7 @@ struct StartCommand: AsyncParsableCommand {
             chosenMode = nil
         }
         let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
-                                   envFile: try credentials.loadFile(), allowPartial: credentials.allowPartial, mode: chosenMode)
+                                   envFile: try credentials.loadFile(noticeIfMissing: false), allowPartial: credentials.allowPartial, mode: chosenMode)
         throw ExitCode(try await AgentSession.run(options, environment: currentEnvironment()))
     }
 }
