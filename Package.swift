@@ -23,7 +23,9 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
 
-        .target(name: "KontextCore"),
+        // libc-only file-descriptor I/O, shared by everything including the hook front.
+        .target(name: "KontextSystem"),
+        .target(name: "KontextCore", dependencies: ["KontextSystem"]),
         .target(name: "KontextEnvFile", dependencies: ["KontextCore"]),
         .target(name: "KontextKeyring", dependencies: ["KontextCore", "CLibSecret"]),
         .target(name: "KontextHTTP", dependencies: ["KontextCore", "CCurl"]),
@@ -40,7 +42,7 @@ let package = Package(
             "KontextCore", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .target(name: "KontextAudit", dependencies: [
-            "KontextCore", .product(name: "GRDB", package: "GRDB.swift"),
+            "KontextCore", "KontextHookWire", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Agent adapters: each agent's hook dialect and settings.
         .target(name: "KontextAgent", dependencies: ["KontextCore", "KontextHookWire", "KontextPolicy"]),
@@ -55,7 +57,7 @@ let package = Package(
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
         // `kontext` front starts in about a millisecond.
-        .target(name: "KontextHookWire"),
+        .target(name: "KontextHookWire", dependencies: ["KontextSystem"]),
         // `kontext`: a small static front that answers `kontext hook …` itself (the hot path,
         // SPEC section 9) and hands every other command to `kontext-cli` beside it.
         .executableTarget(name: "kontext", dependencies: ["KontextHookWire"],

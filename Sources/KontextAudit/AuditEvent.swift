@@ -1,4 +1,5 @@
 import KontextCore
+import KontextHookWire
 
 /// One audit event, exactly the object of SPEC section 7.
 ///
@@ -15,14 +16,7 @@ import KontextCore
 /// SPEC's field list needs no extra key. `promptInput(_:)` builds that object.
 public struct AuditEvent: Sendable, Equatable {
     /// The hook EVENT names of SPEC section 2 (`kontext hook EVENT`).
-    public enum Kind: String, Sendable, CaseIterable {
-        case preTool = "pre-tool"
-        case postTool = "post-tool"
-        case userPrompt = "user-prompt"
-        case sessionStart = "session-start"
-        case sessionEnd = "session-end"
-        case stop = "stop"
-    }
+    public typealias Kind = HookEvent
 
     /// Unique across all sessions and machines (the backend de-duplicates on it); by default
     /// `AuditIdentifier.timeOrdered()`.

@@ -47,7 +47,7 @@ public struct HookHandler: Sendable {
         guard let event = HookEvent(rawValue: request.event), request.agent == adapter.name else {
             return HookWire.Answer(exitCode: 2, stdout: "", stderr: "kontext: this session serves \(adapter.name) hooks; got \(request.event) for \(request.agent)\n")
         }
-        var record = AuditEvent(sessionID: session.id, agent: session.agent, event: auditKind(event),
+        var record = AuditEvent(sessionID: session.id, agent: session.agent, event: event,
                                 actor: session.actor, host: session.host, cwd: session.cwd)
         var agentDecision: PolicyDecision?
         var reason: String?
@@ -87,10 +87,6 @@ public struct HookHandler: Sendable {
             note += problem + "\n"
         }
         return adapter.answer(event: event, decision: agentDecision, reason: reason.map(redactor.redact)).withNote(note)
-    }
-
-    private func auditKind(_ event: HookEvent) -> AuditEvent.Kind {
-        AuditEvent.Kind(rawValue: event.rawValue)!
     }
 
     private func outcome(_ decision: PolicyDecision) -> AuditDecision.Outcome {
