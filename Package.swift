@@ -54,6 +54,7 @@ let package = Package(
         .target(name: "KontextRun", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
             "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
+            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
         // `kontext` front starts in about a millisecond.

@@ -38,7 +38,10 @@ public struct StartOptions: Sendable {
 /// One agent session: credentials resolved, a sidecar on a private socket answering the
 /// agent's hooks, the agent launched with both, and everything ended when it exits.
 public enum AgentSession {
-    public static func run(_ options: StartOptions, environment: [String: String]) async throws -> Int32 {
+    /// `settings` is what kontext acts on (environment plus config.toml); the agent inherits
+    /// `environment`.
+    public static func run(_ options: StartOptions, environment: [String: String],
+                           settings: [String: String]) async throws -> Int32 {
         let adapter: (any AgentAdapter)?
         let program: String
         if let command = options.agentCommand {
@@ -52,16 +55,16 @@ public enum AgentSession {
             adapter = known
             program = try locateProgram(known.executableName, environment: environment, hint: known.installHint)
         }
-        let mode = try options.mode ?? PolicyMode(environment: environment)
+        let mode = try options.mode ?? PolicyMode(environment: settings)
         let projectDirectory = currentDirectory()
-        let policy = try Policy.locate(environment: environment, projectDirectory: projectDirectory)
+        let policy = try Policy.locate(environment: settings, projectDirectory: projectDirectory)
             .map { try Policy.load(path: $0) } ?? .empty
-        let resolution = try await resolveCredentials(options.envFile, environment: environment, allowPartial: options.allowPartial)
+        let resolution = try await resolveCredentials(options.envFile, environment: settings, allowPartial: options.allowPartial)
 
         let sessionID = AuditIdentifier.random()
-        let directory = try SessionDirectory.create(id: sessionID, environment: environment)
+        let directory = try SessionDirectory.create(id: sessionID, environment: settings)
         defer { directory.remove() }
-        let store = try AuditStore(environment: environment)
+        let store = try AuditStore(environment: settings)
         let writer = AuditWriter(store: store)
         defer { writer.close() }
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")

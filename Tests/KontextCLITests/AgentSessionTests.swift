@@ -246,6 +246,27 @@ struct HookRobustnessTests {
         #expect(try sandbox.kontext(["audit", "show", "ffffffffffff"]).status != 0)
     }
 
+    @Test func configFileIsBelowEnvironmentAndFlags() throws {
+        // config.toml says enforce; the environment says observe; --mode says enforce again.
+        let configDirectory = Sandbox("config")
+        let config = configDirectory.home.appendingPathComponent(".config/kontext")
+        try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
+        try "mode = \"enforce\"\n".write(to: config.appendingPathComponent("config.toml"), atomically: true, encoding: .utf8)
+        func mode(_ arguments: [String], _ environment: [String: String]) throws -> String {
+            configDirectory.write("agent.sh", "printf %s \"$KONTEXT_MODE\" > mode\n")
+            let result = try configDirectory.kontext(["start", "--agent-command", "/bin/sh"] + arguments + ["--", "agent.sh"], environment: environment)
+            #expect(result.status == 0, "\(result.stderr)")
+            return try String(contentsOf: configDirectory.workingDirectory.appendingPathComponent("mode"), encoding: .utf8)
+        }
+        #expect(try mode([], [:]) == "enforce")
+        #expect(try mode([], ["KONTEXT_MODE": "observe"]) == "observe")
+        #expect(try mode(["--mode", "enforce"], ["KONTEXT_MODE": "observe"]) == "enforce")
+        try "colour = \"blue\"\n".write(to: config.appendingPathComponent("config.toml"), atomically: true, encoding: .utf8)
+        let bad = try configDirectory.kontext(["audit", "sessions"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("unknown setting \"colour\""))
+    }
+
     @Test func missingAgentBinaryExitsFiveWithInstallHint() throws {
         let sandbox = Sandbox("noclaude")
         let result = try sandbox.kontext(["start", "--agent", "claude", "--", "-p", "hi"], environment: ["PATH": "/usr/bin:/bin"])

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import KontextAudit
 import KontextCore
+import KontextRun
 
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +13,7 @@ struct AuditCommand: ParsableCommand {
         subcommands: [Sessions.self, Tail.self, Show.self, Export.self])
 
     static func openStore() throws -> AuditStore {
-        try AuditStore(environment: currentEnvironment())
+        try AuditStore(environment: Configuration.settings(environment: currentEnvironment()))
     }
 
     struct Sessions: ParsableCommand {

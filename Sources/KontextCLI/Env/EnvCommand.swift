@@ -19,8 +19,8 @@ struct EnvCommand: AsyncParsableCommand {
         guard let file = try loadEnvFile(explicitPath: envFile) else {
             throw KontextError.usage("no .env.kontext here", hint: "create one, or name another with --env-file")
         }
-        let environment = currentEnvironment()
-        let resolution = try await resolveCredentials(file, environment: environment, allowPartial: true)
+        let settings = try Configuration.settings(environment: currentEnvironment())
+        let resolution = try await resolveCredentials(file, environment: settings, allowPartial: true)
         let failed = Dictionary(resolution.failures.map { ($0.placeholder, $0.reason) }, uniquingKeysWith: { a, _ in a })
         var rows: [[String]] = [["VARIABLE", "PLACEHOLDERS", "STATUS"]]
         for variable in file.variables {

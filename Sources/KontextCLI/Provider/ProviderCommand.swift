@@ -2,6 +2,7 @@ import ArgumentParser
 import KontextCore
 import KontextEnvFile
 import KontextKeyring
+import KontextRun
 
 struct ProviderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,7 @@ struct ProviderCommand: ParsableCommand {
 
         func run() throws {
             let placeholder = try validated(service)
-            let store = try CredentialStores.fromEnvironment(currentEnvironment())
+            let store = try CredentialStores.fromEnvironment(Configuration.settings(environment: currentEnvironment()))
             let secret = try readSecret(prompt: "Secret for \(placeholder.target): ")
             try store.store(secret, kind: .provider, key: placeholder.target, label: "kontext: \(placeholder.target)")
             printError("kontext: stored the credential for \(placeholder.target); use it as \(placeholder) in .env.kontext")
@@ -29,7 +30,7 @@ struct ProviderCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List stored credentials by name (never their values).")
 
         func run() throws {
-            let store = try CredentialStores.fromEnvironment(currentEnvironment())
+            let store = try CredentialStores.fromEnvironment(Configuration.settings(environment: currentEnvironment()))
             let keys = try store.keys(kind: .provider)
             if keys.isEmpty {
                 printError("kontext: no credentials stored; add one with `kontext provider add SERVICE`")
@@ -47,7 +48,7 @@ struct ProviderCommand: ParsableCommand {
 
         func run() throws {
             let placeholder = try validated(service)
-            let store = try CredentialStores.fromEnvironment(currentEnvironment())
+            let store = try CredentialStores.fromEnvironment(Configuration.settings(environment: currentEnvironment()))
             guard try store.remove(kind: .provider, key: placeholder.target) else {
                 throw KontextError.usage("no credential named \(placeholder.target)", hint: "`kontext provider list` shows what is stored")
             }

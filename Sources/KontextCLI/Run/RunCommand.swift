@@ -27,7 +27,7 @@ struct RunCommand: AsyncParsableCommand {
         let environment = currentEnvironment()
         let file = try credentials.loadFile()
         let program = try locateProgram(name, environment: environment)
-        let resolution = try await resolveCredentials(file, environment: environment,
+        let resolution = try await resolveCredentials(file, environment: try Configuration.settings(environment: environment),
                                                       allowPartial: credentials.allowPartial)
         let child = ChildProcess(executable: program, arguments: Array(command.dropFirst()),
                                  environment: childEnvironment(base: environment, resolved: resolution.variables))

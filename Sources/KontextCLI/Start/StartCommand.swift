@@ -48,6 +48,8 @@ struct StartCommand: AsyncParsableCommand {
         }
         let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
                                    envFile: try credentials.loadFile(noticeIfMissing: false), allowPartial: credentials.allowPartial, mode: chosenMode)
-        throw ExitCode(try await AgentSession.run(options, environment: currentEnvironment()))
+        let environment = currentEnvironment()
+        throw ExitCode(try await AgentSession.run(options, environment: environment,
+                                                  settings: try Configuration.settings(environment: environment)))
     }
 }
