@@ -104,7 +104,7 @@ public enum HookFallback {
         switch HookEvent(rawValue: event) {
         case .preTool:
             var text = ""
-            jsonString(reason, into: &text)
+            appendJSONString(reason, to: &text)
             return HookWire.Answer(exitCode: 0, stdout: """
                 {"hookSpecificOutput":{"hookEventName":"PreToolUse","permissionDecision":"deny","permissionDecisionReason":\(text)}}
 
@@ -115,18 +115,5 @@ public enum HookFallback {
         default:
             return HookWire.Answer(exitCode: 0, stdout: "", stderr: "kontext: \(problem)\n")
         }
-    }
-
-    static func jsonString(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }
