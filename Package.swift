@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -38,6 +39,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "KontextProcess", dependencies: ["KontextCore"]),
+        // Subject tokens from trusted issuers: JWTs checked against the issuer's JWKS.
+        .target(name: "KontextTrust", dependencies: [
+            "KontextCore", "KontextHTTP", "KontextExchange", "KontextBroker",
+            .product(name: "JWTKit", package: "jwt-kit"),
+        ]),
         .target(name: "KontextPolicy", dependencies: [
             "KontextCore", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -72,6 +78,12 @@ let package = Package(
         ], path: "Sources/KontextCLI"),
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
+        .testTarget(name: "KontextTrustTests", dependencies: [
+            "KontextTrust", "KontextBroker", "KontextExchange", "KontextEnvFile", "KontextHTTP", "KontextCore",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
         .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),

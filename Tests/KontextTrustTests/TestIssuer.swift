@@ -47,7 +47,7 @@ final class KeyServer: Sendable {
 
     static func start(publishing keys: [TestKey]) async throws -> KeyServer {
         var quiet = Logger(label: "kontext.test.idp")
-        quiet.logLevel = .error
+        quiet.logLevel = .critical
         let state = IdentityProviderState()
         state.values.withLock { $0.keys = keys.map(\.publicJWK) }
         let router = Router()
