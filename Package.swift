@@ -73,7 +73,7 @@ let package = Package(
         // Every command, defined once with swift-argument-parser (help, man page, completions).
         .executableTarget(name: "kontext-cli", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
-            "KontextAudit", "KontextPolicy",
+            "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/KontextCLI"),
 

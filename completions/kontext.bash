@@ -173,13 +173,13 @@ _kontext() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    start|run|env|hook|provider|audit|help)
+    start|run|env|hook|provider|audit|doctor|help)
         # Offer subcommand argument completions
         "_kontext_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'start run env hook provider audit help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'start run env hook provider audit doctor help' -- "${cur}"))
         ;;
     esac
 }
@@ -387,6 +387,25 @@ _kontext_audit_export() {
         return
         ;;
     '--session')
+        return
+        ;;
+    esac
+}
+
+_kontext_doctor() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--agent --env-file)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--agent')
+        return
+        ;;
+    '--env-file')
+        __kontext_add_completions -f
         return
         ;;
     esac

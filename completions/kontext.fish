@@ -52,6 +52,8 @@ function __kontext_parse_tokens -S
             case 'export'
                 __kontext_parse_subcommand 0 'format=' 'session=' 'version' 'h/help'
             end
+        case 'doctor'
+            __kontext_parse_subcommand 0 'agent=' 'env-file=' 'version' 'h/help'
         case 'help'
             __kontext_parse_subcommand -r 1 'version'
         end
@@ -115,6 +117,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kon
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'hook' -d 'Called by agent hooks, not people: checks and records one hook event.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'provider' -d 'Manage local mode\'s provider credentials in the OS keyring.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'audit' -d 'Read the local audit store.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'doctor' -d 'Check configuration, issuer, keyring, audit store, policy and agent; say what to fix.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent' -l 'agent' -d 'The agent: claude.' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent-command' -l 'agent-command' -d 'Launch this executable instead (its hooks are its own business).' -rF
@@ -164,4 +167,8 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" session' -l 'session' -d 'Only this session (id or prefix).' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" agent' -l 'agent' -d 'The agent to look for.' -rfka ''
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" env-file' -l 'env-file' -d 'The env file to check (default: .env.kontext).' -rF
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext help" version' -l 'version' -d 'Show the version.'

@@ -48,3 +48,9 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o700) throws {
         }
     }
 }
+
+public func currentWorkingDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard getcwd(&buffer, buffer.count) != nil else { return "." }
+    return String(cString: buffer)
+}

@@ -56,7 +56,7 @@ public enum AgentSession {
             program = try locateProgram(known.executableName, environment: environment, hint: known.installHint)
         }
         let mode = try options.mode ?? PolicyMode(environment: settings)
-        let projectDirectory = currentDirectory()
+        let projectDirectory = currentWorkingDirectory()
         let policy = try Policy.locate(environment: settings, projectDirectory: projectDirectory)
             .map { try Policy.load(path: $0) } ?? .empty
         let resolution = try await resolveCredentials(options.envFile, environment: settings, allowPartial: options.allowPartial)
@@ -163,12 +163,6 @@ func executablePath() -> String {
     let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     guard length > 0 else { return CommandLine.arguments[0] }
     return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-func currentDirectory() -> String {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    guard getcwd(&buffer, buffer.count) != nil else { return "." }
-    return String(cString: buffer)
 }
 
 func hostName() -> String {

@@ -267,6 +267,32 @@ struct HookRobustnessTests {
         #expect(bad.stderr.contains("unknown setting \"colour\""))
     }
 
+    @Test func doctorSaysWhatToFix() throws {
+        let sandbox = Sandbox("doctor")
+        let bin = sandbox.root.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        sandbox.write("claude", "#!/bin/sh\n")
+        try FileManager.default.moveItem(at: sandbox.workingDirectory.appendingPathComponent("claude"), to: bin.appendingPathComponent("claude"))
+        chmod(bin.appendingPathComponent("claude").path, 0o755)
+        let path = bin.path + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin")
+        let healthy = try sandbox.kontext(["doctor"], environment: ["PATH": path])
+        #expect(healthy.status == 0, "\(healthy.stdout)")
+        for check in ["config", "mode", "keyring", "audit", "policy", "env file", "agent"] {
+            #expect(healthy.stdout.contains("ok    \(check): "), "\(check) missing in \(healthy.stdout)")
+        }
+        // Looking does not create the audit store.
+        #expect(!FileManager.default.fileExists(atPath: sandbox.home.appendingPathComponent(".local/state/kontext/audit.db").path))
+        try FileManager.default.createDirectory(at: sandbox.workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
+        sandbox.write(".kontext/policy.toml", "[[rule]]\ndecision = \"block\"\n")
+        sandbox.write(".env.kontext", "A=<<kontext:>>\n")
+        let broken = try sandbox.kontext(["doctor"], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(broken.status == 2)
+        #expect(broken.stdout.contains("FAIL  policy: "))
+        #expect(broken.stdout.contains("FAIL  env file: .env.kontext:1:3: empty service name"))
+        #expect(broken.stdout.contains("FAIL  agent: claude is not on PATH"))
+        #expect(broken.stdout.contains("fix: "))
+    }
+
     @Test func missingAgentBinaryExitsFiveWithInstallHint() throws {
         let sandbox = Sandbox("noclaude")
         let result = try sandbox.kontext(["start", "--agent", "claude", "--", "-p", "hi"], environment: ["PATH": "/usr/bin:/bin"])

@@ -1,0 +1,129 @@
+import ArgumentParser
+import KontextAgent
+import KontextAudit
+import KontextCore
+import KontextEnvFile
+import KontextHTTP
+import KontextKeyring
+import KontextPolicy
+import KontextProcess
+import KontextRun
+
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check configuration, issuer, keyring, audit store, policy and agent; say what to fix.",
+        discussion: "Exits 0 when every check passes, 2 when any fails. Never prints a secret.")
+
+    @Option(name: .long, help: ArgumentHelp("The agent to look for.", valueName: "name"))
+    var agent: String = "claude"
+
+    @Option(name: .long, help: ArgumentHelp("The env file to check (default: .env.kontext).", valueName: "file"),
+            completion: .file())
+    var envFile: String?
+
+    func run() async throws {
+        let environment = currentEnvironment()
+        var report = DoctorReport()
+        let settings: [String: String]
+        do {
+            settings = try Configuration.settings(environment: environment)
+            let path = Configuration.path(environment: environment)
+            report.pass("config", readFile(path, limit: 1 << 20) == nil ? "no \(path) (defaults and environment)" : path)
+        } catch let error as KontextError {
+            report.fail("config", error.message, fix: error.hint)
+            settings = environment
+        }
+
+        switch Mode.detect(settings) {
+        case .local:
+            report.pass("mode", "local: embedded broker, credentials from the OS keyring")
+        case .remote(let issuer):
+            let url = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
+            let discovery = await HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"])
+                .perform(HTTPRequest(url: url + "/.well-known/openid-configuration", timeout: 10))
+            switch discovery {
+            case .success(let response) where response.status == 200 && (try? JSONValue.parse(response.body))?["token_endpoint"] != nil:
+                report.pass("issuer", "\(issuer) publishes its OpenID configuration")
+            case .success(let response):
+                report.fail("issuer", "\(issuer) answered discovery with HTTP \(response.status) and no token_endpoint",
+                            fix: "check KONTEXT_ISSUER_URL")
+            case .failure(let error):
+                report.fail("issuer", "cannot reach \(issuer): \(error.reason)", fix: "check KONTEXT_ISSUER_URL and the network")
+            }
+        }
+
+        do {
+            let store = try CredentialStores.fromEnvironment(settings)
+            let count = try store.keys(kind: .provider).count
+            report.pass("keyring", "\(settings["KONTEXT_KEYRING"] ?? "secret-service") reachable, \(count) provider credential\(count == 1 ? "" : "s")")
+        } catch let error as KontextError {
+            report.fail("keyring", error.message, fix: error.hint)
+        }
+
+        do {
+            // Looking must not create the store.
+            let path = AuditStore.defaultPath(environment: settings)
+            if AuditStore.exists(path: path) {
+                report.pass("audit", "\(path): \(try AuditStore(path: path).eventCount()) events")
+            } else {
+                report.pass("audit", "no store yet at \(path) (the first session creates it)")
+            }
+        } catch let error as KontextError {
+            report.fail("audit", error.message, fix: error.hint ?? "check the permissions of $XDG_STATE_HOME/kontext")
+        }
+
+        do {
+            if let path = try Policy.locate(environment: settings, projectDirectory: currentWorkingDirectory()) {
+                let policy = try Policy.load(path: path)
+                report.pass("policy", "\(path): \(policy.ruleCount) rule\(policy.ruleCount == 1 ? "" : "s")")
+            } else {
+                report.pass("policy", "no policy file: built-in guards only")
+            }
+            _ = try PolicyMode(environment: settings)
+        } catch let error as KontextError {
+            report.fail("policy", error.message, fix: error.hint)
+        }
+
+        do {
+            if let file = try loadEnvFile(explicitPath: envFile) {
+                report.pass("env file", "\(file.path): \(file.variables.count) variables, \(file.placeholders.count) placeholders")
+            } else {
+                report.pass("env file", "no .env.kontext here (nothing to inject)")
+            }
+        } catch let error as EnvFileSyntaxError {
+            report.fail("env file", error.description, fix: "fix the file")
+        } catch let error as KontextError {
+            report.fail("env file", error.message, fix: error.hint)
+        }
+
+        if let adapter = AgentAdapters.named(agent) {
+            if let path = ChildProcess.locate(adapter.executableName, path: environment["PATH"]) {
+                report.pass("agent", "\(agent): \(path)")
+            } else {
+                report.fail("agent", "\(adapter.executableName) is not on PATH", fix: adapter.installHint)
+            }
+        } else {
+            report.fail("agent", "no adapter for '\(agent)'", fix: "supported: claude")
+        }
+
+        printOutput(report.text)
+        if report.failed { throw ExitCode(ExitStatus.usage.rawValue) }
+    }
+}
+
+struct DoctorReport {
+    private var lines: [String] = []
+    private(set) var failed = false
+
+    mutating func pass(_ check: String, _ detail: String) {
+        lines.append("ok    \(check): \(detail)")
+    }
+
+    mutating func fail(_ check: String, _ detail: String, fix: String?) {
+        failed = true
+        lines.append("FAIL  \(check): \(detail)" + (fix.map { "\n      fix: \($0)" } ?? ""))
+    }
+
+    var text: String { lines.joined(separator: "\n") }
+}
