@@ -1,10 +1,10 @@
-import Dispatch
+import KontextSystem
 
-/// Runs blocking work (libcurl, libsecret, waitpid) on a dispatch thread so it never holds
+/// Runs blocking work (libcurl, libsecret, waitpid) on a thread of its own so it never holds
 /// one of the few threads of Swift's cooperative pool (two on the reference machine).
 public func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        startThread {
             continuation.resume(with: Result { try work() })
         }
     }

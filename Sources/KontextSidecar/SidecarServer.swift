@@ -9,8 +9,8 @@ import KontextHookWire
 import Synchronization
 
 /// The session's sidecar: a Unix socket in a 0700 directory, one short connection per hook
-/// call. Connections are served on dispatch threads, so concurrent hooks share one audit
-/// commit (the writer groups them).
+/// call. Each connection has its own thread, so concurrent hooks share one audit commit
+/// (the writer groups them).
 public final class SidecarServer: @unchecked Sendable {
     public let socketPath: String
     private let listener: Int32
@@ -42,8 +42,7 @@ public final class SidecarServer: @unchecked Sendable {
             throw KontextError(.usage, "cannot listen on \(socketPath): \(reason)")
         }
         let server = SidecarServer(socketPath: socketPath, listener: fd, handler: handler)
-        let thread = DetachedThread { server.acceptLoop() }
-        thread.start()
+        startThread { server.acceptLoop() }
         return server
     }
 
@@ -57,8 +56,11 @@ public final class SidecarServer: @unchecked Sendable {
                 if errno == EMFILE || errno == ENFILE { usleep(10_000); continue }
                 return
             }
+            // A thread per connection, not Dispatch's pool: on Linux that pool does not grow
+            // past the core count while its threads block, and each hook blocks until its
+            // group commit; more waiting callers means larger, cheaper commits.
             inFlight.enter()
-            DispatchQueue.global().async { [self] in
+            startThread { [self] in
                 serve(connection)
                 inFlight.leave()
             }
@@ -87,21 +89,5 @@ public final class SidecarServer: @unchecked Sendable {
         acceptThreadDone.wait()
         inFlight.wait()
         unlink(socketPath)
-    }
-}
-
-/// A detached pthread running one closure (this library keeps Foundation out).
-final class DetachedThread: @unchecked Sendable {
-    private let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-    func start() {
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<DetachedThread>.fromOpaque(raw!).takeRetainedValue()
-            me.body()
-            return nil
-        }, context)
-        pthread_detach(thread)
     }
 }
