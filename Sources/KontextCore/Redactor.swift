@@ -34,21 +34,8 @@ public struct Redactor: Sendable {
         return result
     }
 
-    /// The service whose secret appears in text, if any.
-    public func firstSecretService(in text: String) -> String? {
-        var text = text
-        text.makeContiguousUTF8()
-        for secret in secrets {
-            let found = text.utf8.withContiguousStorageIfAvailable { Redactor.firstMatch(of: secret.value, in: $0, from: 0) != nil } ?? false
-            if found {
-                return String(decoding: secret.label.dropFirst("[REDACTED:".utf8.count).dropLast(), as: UTF8.self)
-            }
-        }
-        return nil
-    }
-
     /// nil when `needle` does not occur (the common case allocates nothing).
-    private static func replacingAll(_ needle: [UInt8], with replacement: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> String? {
+    fileprivate static func replacingAll(_ needle: [UInt8], with replacement: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> String? {
         guard var match = firstMatch(of: needle, in: haystack, from: 0) else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(haystack.count)
@@ -83,17 +70,13 @@ public struct Redactor: Sendable {
 }
 
 extension String {
-    /// Plain substring replacement without Foundation.
+    /// Plain substring replacement without Foundation (the redactor's byte search).
     public func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.firstRange(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        result += rest
-        return result
+        var text = self
+        text.makeContiguousUTF8()
+        let replaced = text.utf8.withContiguousStorageIfAvailable {
+            Redactor.replacingAll(Array(target.utf8), with: Array(replacement.utf8), in: $0)
+        } ?? nil
+        return replaced ?? self
     }
 }

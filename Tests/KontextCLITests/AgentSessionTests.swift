@@ -63,7 +63,8 @@ final class ModelServer {
     }
 
     deinit {
-        process.terminate()
+        // The server serves until its idle limit; nothing of it needs a graceful end.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }
