@@ -102,10 +102,9 @@ public enum AgentSession {
 
     /// The `kontext` front beside this binary answers hooks fastest; without one, this binary.
     static func hookExecutable() -> String {
-        let own = executablePath()
-        let directory = own.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let directory = executableDirectory()
         let front = directory + "/kontext"
-        return access(front, X_OK) == 0 ? front : own
+        return access(front, X_OK) == 0 ? front : directory + "/kontext-cli"
     }
 }
 
@@ -156,13 +155,6 @@ func writePrivateFile(_ path: String, _ text: String) throws {
 
 func shellQuoted(_ text: String) -> String {
     "'" + text.replacingAll("'", with: "'\\''") + "'"
-}
-
-func executablePath() -> String {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard length > 0 else { return CommandLine.arguments[0] }
-    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 func hostName() -> String {

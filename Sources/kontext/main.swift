@@ -17,16 +17,7 @@ if arguments.count > 1, arguments[1] == "hook",
     })
 }
 
-/// The directory holding this executable, from /proc (argv[0] may be a bare name on PATH).
-func ownDirectory() -> String {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    let path = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : arguments[0]
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return String(path[..<slash])
-}
-
-let full = ownDirectory() + "/kontext-cli"
+let full = executableDirectory() + "/kontext-cli"
 var argv: [UnsafeMutablePointer<CChar>?] = [strdup("kontext")] + arguments.dropFirst().map { strdup($0) } + [nil]
 execv(full, &argv)
 let reason = String(cString: strerror(errno))
