@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // System libraries, reached through small inline shims (their C APIs are variadic).
@@ -44,6 +45,13 @@ let package = Package(
             "KontextCore", "KontextHTTP", "KontextExchange", "KontextBroker",
             .product(name: "JWTKit", package: "jwt-kit"),
         ]),
+        // OIDC login (PKCE loopback, device flow), refresh, revocation; the login in the keyring.
+        .target(name: "KontextOIDC", dependencies: [
+            "KontextCore", "KontextSystem", "KontextHTTP", "KontextKeyring", "KontextExchange", "KontextBroker",
+            "KontextTrust", "KontextProcess", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Sends the local audit store's unsent records to KONTEXT_AUDIT_URL.
+        .target(name: "KontextAuditShipping", dependencies: ["KontextAudit", "KontextCore", "KontextSystem", "KontextHTTP"]),
         .target(name: "KontextPolicy", dependencies: [
             "KontextCore", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -60,6 +68,7 @@ let package = Package(
         .target(name: "KontextRun", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
             "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
+            "KontextOIDC", "KontextHTTP", "KontextAuditShipping",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
@@ -73,7 +82,7 @@ let package = Package(
         // Every command, defined once with swift-argument-parser (help, man page, completions).
         .executableTarget(name: "kontext-cli", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
-            "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess",
+            "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/KontextCLI"),
 
@@ -91,9 +100,9 @@ let package = Package(
         .testTarget(name: "KontextExchangeTests", dependencies: [
             "KontextExchange", "KontextBroker", "KontextKeyring", "KontextTestSupport",
         ]),
-        .executableTarget(name: "kontext-bench-audit", dependencies: ["KontextAudit", "KontextCore"], path: "bench/AuditIngest"),
+        .executableTarget(name: "kontext-bench-audit", dependencies: ["KontextAudit", "KontextCore", "KontextSystem"], path: "bench/AuditIngest"),
         // Runs the built `kontext` and `kontext-cli` binaries (swift build --build-tests builds them).
-        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport"]),
+        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring"]),
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
     ]
 )

@@ -173,20 +173,20 @@ _kontext() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    start|run|env|hook|provider|audit|doctor|help)
+    start|run|env|hook|login|logout|whoami|provider|audit|doctor|help)
         # Offer subcommand argument completions
         "_kontext_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'start run env hook provider audit doctor help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'start run env hook login logout whoami provider audit doctor help' -- "${cur}"))
         ;;
     esac
 }
 
 _kontext_start() {
     repeating_flags=()
-    non_repeating_flags=(--allow-partial --version -h --help)
+    non_repeating_flags=(--verbose --allow-partial --version -h --help)
     repeating_options=()
     non_repeating_options=(--agent --agent-command --mode --env-file)
     __kontext_offer_flags_options -1
@@ -212,7 +212,7 @@ _kontext_start() {
 
 _kontext_run() {
     repeating_flags=()
-    non_repeating_flags=(--allow-partial --version -h --help)
+    non_repeating_flags=(--verbose --allow-partial --version -h --help)
     repeating_options=()
     non_repeating_options=(--env-file)
     __kontext_offer_flags_options -1
@@ -228,7 +228,7 @@ _kontext_run() {
 
 _kontext_env() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--verbose --version -h --help)
     repeating_options=()
     non_repeating_options=(--env-file)
     __kontext_offer_flags_options 0
@@ -264,6 +264,37 @@ _kontext_hook() {
         return
         ;;
     esac
+}
+
+_kontext_login() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose --device --no-browser --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--timeout)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--timeout')
+        return
+        ;;
+    esac
+}
+
+_kontext_logout() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose --version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
+}
+
+_kontext_whoami() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose --version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
 }
 
 _kontext_provider() {
@@ -394,7 +425,7 @@ _kontext_audit_export() {
 
 _kontext_doctor() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--verbose --version -h --help)
     repeating_options=()
     non_repeating_options=(--agent --env-file)
     __kontext_offer_flags_options 0

@@ -158,6 +158,12 @@ public final class AuditStore: Sendable {
                 CREATE INDEX events_unshipped ON events(position) WHERE shipped_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v2: session lifecycle shipping") { db in
+            try db.execute(sql: """
+                ALTER TABLE sessions ADD COLUMN start_shipped_at TEXT;
+                ALTER TABLE sessions ADD COLUMN end_shipped_at TEXT;
+                """)
+        }
         return migrator
     }
 
@@ -326,6 +332,23 @@ public final class AuditStore: Sendable {
     public func pendingEventCount() throws -> Int {
         try read("count unshipped events") { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE shipped_at IS NULL") ?? 0
+        }
+    }
+
+    /// Sessions whose start (`start`) or end has not reached the audit backend yet; an end is
+    /// pending only once the session has ended.
+    public func pendingSessions(start: Bool) throws -> [AuditSession] {
+        let condition = start ? "s.start_shipped_at IS NULL" : "s.ended_at IS NOT NULL AND s.end_shipped_at IS NULL"
+        return try read("read unshipped sessions") { db in
+            try Row.fetchAll(db, sql: AuditStore.sessionColumns + " WHERE \(condition) ORDER BY s.rowid")
+                .map(AuditStore.session(from:))
+        }
+    }
+
+    public func markSessionShipped(id: String, start: Bool, at time: String = AuditTime.now()) throws {
+        try write("mark session shipped") { db in
+            try db.execute(sql: "UPDATE sessions SET \(start ? "start_shipped_at" : "end_shipped_at") = ? WHERE id = ?",
+                           arguments: [time, id])
         }
     }
 

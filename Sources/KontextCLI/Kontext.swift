@@ -1,4 +1,5 @@
 import ArgumentParser
+import KontextRun
 import KontextCore
 import KontextEnvFile
 
@@ -15,17 +16,29 @@ struct Kontext: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [StartCommand.self, RunCommand.self, EnvCommand.self, HookCommand.self,
+                      LoginCommand.self, LogoutCommand.self, WhoamiCommand.self,
                       ProviderCommand.self, AuditCommand.self, DoctorCommand.self])
 
     /// Maps every failure to one clear stderr message and SPEC section 8's exit codes.
     static func main() async {
         do {
             var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+            // Audit events an earlier session could not send go out after the next command
+            // (SPEC section 7); `start` sends them with its own session's.
+            let sendsBacklog = !(command is StartCommand || command is HookCommand)
+            let debug = (try? Configuration.settings(environment: currentEnvironment()))?["KONTEXT_DEBUG"]
+            Diagnostics.enable((command as? any Diagnosable)?.diagnostics.verbose == true || debug == "1" || debug == "true")
+            do {
+                if var asyncCommand = command as? any AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run()
+                }
+            } catch {
+                if sendsBacklog { await sendAuditBacklog() }
+                throw error
             }
+            if sendsBacklog { await sendAuditBacklog() }
         } catch let error as KontextError {
             printError(error.description)
             exit(withError: ExitCode(error.status.rawValue))
@@ -43,4 +56,9 @@ struct Kontext: AsyncParsableCommand {
             exit(withError: ExitCode(code == .validationFailure ? ExitStatus.usage.rawValue : code.rawValue))
         }
     }
+}
+
+private func sendAuditBacklog() async {
+    guard let settings = try? Configuration.settings(environment: currentEnvironment()) else { return }
+    await AuditUpload.sendBacklog(settings: settings)
 }

@@ -125,9 +125,16 @@ public struct TokenExchanger: Sendable {
         let responses = await http.perform(unique.map(request(for:)))
         var results: [Placeholder: Result<IssuedCredential, ExchangeFailure>] = [:]
         for (placeholder, response) in zip(unique, responses) {
-            results[placeholder] = response
+            let result = response
                 .mapError { ExchangeFailure.unreachable($0.reason) }
                 .flatMap(Self.interpret)
+            results[placeholder] = result
+            switch result {
+            case .success(let credential):
+                Diagnostics.log("exchange \(placeholder.target) at \(endpoint.tokenURL) → issued (\(credential.tokenType), expires_in \(credential.expiresIn.map(String.init) ?? "unstated"))")
+            case .failure(let failure):
+                Diagnostics.log("exchange \(placeholder.target) at \(endpoint.tokenURL) → \(failure.explanation(for: placeholder, endpoint: endpoint.tokenURL))")
+            }
         }
         return results
     }

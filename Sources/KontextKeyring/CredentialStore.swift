@@ -4,8 +4,9 @@ import KontextCore
 public enum CredentialKind: String, Sendable {
     /// A provider credential for local mode (`kontext provider add`), keyed `SERVICE[/RESOURCE]`.
     case provider
-    /// An OIDC refresh token, keyed by issuer and client id.
-    case oidcRefreshToken = "oidc-refresh-token"
+    /// A login (`kontext login`): refresh and access tokens with the ID token's claims, as
+    /// JSON, keyed by issuer and client id.
+    case oidcSession = "oidc-session"
 }
 
 /// Where secrets live: the OS keyring by default (SPEC section 3, `KONTEXT_KEYRING`).

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import KontextAgent
 import KontextAudit
+import KontextAuditShipping
 import KontextCore
 import KontextEnvFile
 import KontextHookWire
@@ -59,7 +60,9 @@ public enum AgentSession {
         let projectDirectory = currentWorkingDirectory()
         let policy = try Policy.locate(environment: settings, projectDirectory: projectDirectory)
             .map { try Policy.load(path: $0) } ?? .empty
-        let resolution = try await resolveCredentials(options.envFile, environment: settings, allowPartial: options.allowPartial)
+        let identity = try await RunIdentity.establish(settings: settings)
+        let resolution = try await resolveCredentials(options.envFile, environment: settings, identity: identity,
+                                                      allowPartial: options.allowPartial)
 
         let sessionID = AuditIdentifier.random()
         let directory = try SessionDirectory.create(id: sessionID, environment: settings)
@@ -68,9 +71,12 @@ public enum AgentSession {
         let writer = AuditWriter(store: store)
         defer { writer.close() }
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
-        let session = SessionInfo(id: sessionID, agent: agentLabel, actor: localActor(), host: hostName(), cwd: projectDirectory)
+        let session = SessionInfo(id: sessionID, agent: agentLabel, actor: identity.actor, host: hostName(), cwd: projectDirectory)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: agentLabel, actor: session.actor,
                                                   host: session.host, cwd: session.cwd))
+        let shipper = AuditUpload.shipper(settings: settings, store: store, login: identity.login)
+            .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
+        shipper?.start()
         let handler = HookHandler(session: session, adapter: adapter ?? ClaudeAdapter(),
                                   evaluator: PolicyEvaluator(policy: policy, secretGuard: SecretGuard(secrets: resolution.secrets)),
                                   mode: mode, redactor: resolution.redactor, writer: writer)
@@ -93,11 +99,24 @@ public enum AgentSession {
         } catch {
             sidecar.stop()
             try? store.endSession(id: sessionID, exitCode: nil)
+            await finishShipping(shipper, settings: settings)
             throw error
         }
         sidecar.stop()
         try store.endSession(id: sessionID, exitCode: status)
+        await finishShipping(shipper, settings: settings)
         return status
+    }
+
+    /// Sends what is left (a few seconds at most); what cannot be sent now stays in the
+    /// store for the next kontext command.
+    static func finishShipping(_ shipper: BackgroundShipper?, settings: [String: String]) async {
+        guard let shipper else { return }
+        let (unsent, problem) = await shipper.finish(within: 5)
+        if unsent > 0 {
+            printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet sent to \(settings["KONTEXT_AUDIT_URL"] ?? "the audit backend")"
+                       + (problem.map { " (\($0))" } ?? "") + "; the next kontext command will send them")
+        }
     }
 
     /// The `kontext` front beside this binary answers hooks fastest; without one, this binary.

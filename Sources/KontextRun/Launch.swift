@@ -18,14 +18,24 @@ public func loadEnvFile(explicitPath: String?) throws -> EnvFile? {
 }
 
 /// Resolves every placeholder of the file; without `allowPartial` any failure stops here
-/// with all failures listed (exit 4).
-public func resolveCredentials(_ file: EnvFile?, environment: [String: String],
+/// with all failures listed (exit 4). `identity` defaults to the one `environment` calls
+/// for (remote mode: the stored login).
+public func resolveCredentials(_ file: EnvFile?, environment: [String: String], identity: RunIdentity? = nil,
                                allowPartial: Bool) async throws -> Resolution {
     guard let file else { return .empty }
     guard !file.placeholders.isEmpty else { return CredentialResolver.resolve(file, results: [:]) }
-    let source = try await CredentialSource.open(environment: environment)
-    let resolution = await source.resolve(file)
+    let established: RunIdentity
+    if let identity { established = identity } else { established = try await RunIdentity.establish(settings: environment) }
+    let source = try await CredentialSource.open(environment: environment, identity: established)
+    let resolution: Resolution
+    do {
+        resolution = try await source.resolve(file)
+    } catch {
+        await source.close()
+        throw error
+    }
     await source.close()
+    Diagnostics.mask(resolution.secrets)
     if !resolution.failures.isEmpty {
         let failure = resolution.failureError(endpoint: source.endpointDescription)
         guard allowPartial else { throw failure }

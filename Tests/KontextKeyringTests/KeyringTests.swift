@@ -13,7 +13,7 @@ import Testing
         #expect(try store.lookup(kind: .provider, key: key) == secret)
         #expect(try store.keys(kind: .provider).contains(key))
         // Kinds are separate namespaces.
-        #expect(try store.lookup(kind: .oidcRefreshToken, key: key) == nil)
+        #expect(try store.lookup(kind: .oidcSession, key: key) == nil)
         try store.store(secret + "-2", kind: .provider, key: key, label: "kontext test")
         #expect(try store.lookup(kind: .provider, key: key) == secret + "-2")
         #expect(try store.remove(kind: .provider, key: key))

@@ -13,6 +13,7 @@ import Dispatch
 import Foundation
 import KontextAudit
 import KontextCore
+import KontextSystem
 
 struct Options {
     var events = 20_000
@@ -139,12 +140,6 @@ func processCPUSeconds() -> Double {
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-func monotonicSeconds() -> Double {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
 }
 
 func runBenchmark(threads: Int, events: Int, presanitized: Bool) throws {

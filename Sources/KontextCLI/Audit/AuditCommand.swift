@@ -23,10 +23,19 @@ struct AuditCommand: ParsableCommand {
         var limit: Int = 50
 
         func run() throws {
-            let sessions = try AuditCommand.openStore().sessions(limit: limit)
+            let store = try AuditCommand.openStore()
+            let sessions = try store.sessions(limit: limit)
             guard !sessions.isEmpty else {
                 printError("kontext: no sessions recorded yet; `kontext start --agent claude` records one")
                 return
+            }
+            let settings = try Configuration.settings(environment: currentEnvironment())
+            if let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty {
+                // What the shipper has yet to deliver (SPEC section 7); this command sends it
+                // when it finishes.
+                let pending = try store.pendingEventCount()
+                printError(pending == 0 ? "kontext: every event has been sent to \(url)"
+                           : "kontext: \(pending) event\(pending == 1 ? "" : "s") not yet sent to \(url)")
             }
             var rows = [["SESSION", "STARTED", "AGENT", "EVENTS", "EXIT", "ACTOR"]]
             for s in sessions {

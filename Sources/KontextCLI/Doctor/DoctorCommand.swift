@@ -9,11 +9,13 @@ import KontextPolicy
 import KontextProcess
 import KontextRun
 
-struct DoctorCommand: AsyncParsableCommand {
+struct DoctorCommand: AsyncParsableCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Check configuration, issuer, keyring, audit store, policy and agent; say what to fix.",
         discussion: "Exits 0 when every check passes, 2 when any fails. Never prints a secret.")
+    @OptionGroup var diagnostics: DiagnosticOptions
+
 
     @Option(name: .long, help: ArgumentHelp("The agent to look for.", valueName: "name"))
     var agent: String = "claude"

@@ -2,7 +2,7 @@ import ArgumentParser
 import KontextCore
 import KontextRun
 
-struct EnvCommand: AsyncParsableCommand {
+struct EnvCommand: AsyncParsableCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "env",
         abstract: "List the env file's variables, their placeholders and whether each resolves.",
@@ -10,6 +10,8 @@ struct EnvCommand: AsyncParsableCommand {
             Each placeholder is really exchanged (in local mode, through the embedded broker) and \
             the result is thrown away: no secret is printed. Exits 4 if any does not resolve.
             """)
+    @OptionGroup var diagnostics: DiagnosticOptions
+
 
     @Option(name: .long, help: ArgumentHelp("The env file to read (default: .env.kontext).", valueName: "file"),
             completion: .file())

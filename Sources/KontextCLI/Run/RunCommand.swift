@@ -4,7 +4,7 @@ import KontextEnvFile
 import KontextProcess
 import KontextRun
 
-struct RunCommand: AsyncParsableCommand {
+struct RunCommand: AsyncParsableCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a command with the env file's credentials in its environment.",
@@ -14,6 +14,8 @@ struct RunCommand: AsyncParsableCommand {
             kontext exits with CMD's exit code (128+N if signal N ended it) and forwards \
             SIGINT, SIGTERM and SIGHUP to it.
             """)
+    @OptionGroup var diagnostics: DiagnosticOptions
+
 
     @OptionGroup var credentials: CredentialOptions
 

@@ -3,7 +3,7 @@ import KontextCore
 import KontextPolicy
 import KontextRun
 
-struct StartCommand: AsyncParsableCommand {
+struct StartCommand: AsyncParsableCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "start",
         abstract: "Launch an AI coding agent with credentials injected and every hook checked and audited.",
@@ -14,6 +14,8 @@ struct StartCommand: AsyncParsableCommand {
             own settings are never edited) routes every hook through `kontext hook`, which applies \
             the policy and records an audit event. kontext exits with the agent's exit code.
             """)
+    @OptionGroup var diagnostics: DiagnosticOptions
+
 
     @Option(name: .long, help: ArgumentHelp("The agent: claude.", valueName: "name"))
     var agent: String?

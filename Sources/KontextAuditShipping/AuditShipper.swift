@@ -1,0 +1,232 @@
+import Foundation
+import KontextAudit
+import KontextCore
+import KontextSystem
+import KontextHTTP
+import Synchronization
+
+/// Where the bearer token for the audit backend comes from (the login, in remote mode).
+public struct BearerSource: Sendable {
+    public var current: @Sendable () async throws -> String
+    /// The backend refused `rejected`: a fresh token (refreshing once).
+    public var renew: @Sendable (_ rejected: String) async throws -> String
+
+    public init(current: @escaping @Sendable () async throws -> String,
+                renew: @escaping @Sendable (String) async throws -> String) {
+        self.current = current
+        self.renew = renew
+    }
+}
+
+/// Sends the local store's unsent audit records to `KONTEXT_AUDIT_URL` (SPEC section 7):
+/// session starts, event batches (`POST {base}/v1/audit/events`, `{"events":[…]}`), session
+/// ends. A record is marked sent only after a 2xx answer, so delivery is at least once; the
+/// events' unique ids let the backend drop repeats. Whatever is unsent stays in the store
+/// for the next pass, the next session or the next kontext command.
+public final class AuditShipper: Sendable {
+    public static let batchSize = 500
+
+    public let store: AuditStore
+    public let baseURL: String
+    let http: HTTPClient
+    let bearer: BearerSource
+
+    public init(store: AuditStore, baseURL: String, http: HTTPClient, bearer: BearerSource) {
+        self.store = store
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.http = http
+        self.bearer = bearer
+    }
+
+    /// Why a pass stopped before the queue was empty.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Ships until nothing is pending; returns how many events went out, or throws at the
+    /// first failure (everything not acknowledged stays pending).
+    @discardableResult
+    public func shipPending() async throws(Failure) -> Int {
+        for session in try await read({ try $0.pendingSessions(start: true) }) {
+            try await post("/v1/sessions", body: Self.sessionStartBody(session))
+            try await write { try $0.markSessionShipped(id: session.id, start: true) }
+        }
+        var sent = 0
+        while true {
+            let batch = try await read { try $0.pendingEvents(limit: Self.batchSize) }
+            if batch.isEmpty { break }
+            var body = "{\"events\":["
+            for (index, record) in batch.enumerated() {
+                if index > 0 { body += "," }
+                record.event.json.write(to: &body)
+            }
+            body += "]}"
+            try await post("/v1/audit/events", body: body)
+            Diagnostics.log("audit: \(baseURL) accepted \(batch.count) event\(batch.count == 1 ? "" : "s")")
+            try await write { try $0.markShipped(ids: batch.map(\.event.id)) }
+            sent += batch.count
+        }
+        for session in try await read({ try $0.pendingSessions(start: false) }) {
+            try await post("/v1/sessions/\(formEncode(session.id))/end", body: Self.sessionEndBody(session))
+            try await write { try $0.markSessionShipped(id: session.id, start: false) }
+        }
+        return sent
+    }
+
+    /// Best effort: a lost heartbeat only makes the session look idle for a while.
+    public func heartbeat(sessionID: String) async {
+        try? await post("/v1/sessions/\(formEncode(sessionID))/heartbeat", body: "{}")
+    }
+
+    public func pendingCount() -> Int {
+        (try? store.pendingEventCount()) ?? 0
+    }
+
+    private func read<T>(_ body: @escaping @Sendable (AuditStore) throws -> T) async throws(Failure) -> T where T: Sendable {
+        let store = self.store
+        do {
+            return try await offload { try body(store) }
+        } catch {
+            throw Failure(description: "the local audit store: \(error)")
+        }
+    }
+
+    private func write(_ body: @escaping @Sendable (AuditStore) throws -> Void) async throws(Failure) {
+        try await read(body)
+    }
+
+    private func post(_ path: String, body: String) async throws(Failure) {
+        if Task.isCancelled { throw Failure(description: "stopped before \(baseURL) answered") }
+        let token: String
+        do {
+            token = try await bearer.current()
+        } catch {
+            throw Failure(description: "no token for the audit backend: \(error)")
+        }
+        var response = await send(path, body: body, token: token)
+        if case .success(let answer) = response, answer.status == 401 {
+            guard let renewed = try? await bearer.renew(token) else {
+                throw Failure(description: "\(baseURL) refused the login (HTTP 401) and it could not be renewed")
+            }
+            response = await send(path, body: body, token: renewed)
+        }
+        switch response {
+        case .failure(let error):
+            Diagnostics.log("audit: POST \(baseURL)\(path) → \(error.reason)")
+            throw Failure(description: "cannot reach \(baseURL): \(error.reason)")
+        case .success(let answer) where (200..<300).contains(answer.status):
+            return
+        case .success(let answer):
+            Diagnostics.log("audit: POST \(baseURL)\(path) → HTTP \(answer.status)")
+            throw Failure(description: "\(baseURL)\(path) answered HTTP \(answer.status)")
+        }
+    }
+
+    private func send(_ path: String, body: String, token: String) async -> Result<HTTPResponse, HTTPTransportError> {
+        await http.perform(HTTPRequest(method: "POST", url: baseURL + path, headers: [
+            ("Content-Type", "application/json"), ("Accept", "application/json"), ("Authorization", "Bearer " + token),
+        ], body: Array(body.utf8), timeout: 15))
+    }
+
+    static func sessionStartBody(_ session: AuditSession) -> String {
+        var members: [(String, JSONValue)] = [
+            ("session_id", .string(session.id)), ("agent", .string(session.agent)),
+            ("started_at", .string(session.startedAt)),
+            ("actor", .object([("sub", session.actor.sub.map(JSONValue.string) ?? .null),
+                               ("email", session.actor.email.map(JSONValue.string) ?? .null)])),
+        ]
+        members.append(("host", session.host.map(JSONValue.string) ?? .null))
+        members.append(("cwd", session.cwd.map(JSONValue.string) ?? .null))
+        return JSONValue.object(members).serialized
+    }
+
+    static func sessionEndBody(_ session: AuditSession) -> String {
+        JSONValue.object([
+            ("ended_at", session.endedAt.map(JSONValue.string) ?? .null),
+            ("exit_code", session.exitCode.map { .number(Double($0)) } ?? .null),
+        ]).serialized
+    }
+}
+
+/// Ships in the background while a session runs: soon after events arrive, with exponential
+/// backoff and jitter while the backend is down, and a heartbeat for the live session.
+public final class BackgroundShipper: Sendable {
+    public struct Timing: Sendable {
+        public var poll: Duration = .milliseconds(200)
+        public var firstRetry: Double = 0.5
+        public var maximumRetry: Double = 30
+        public var heartbeat: Double = 30
+
+        public init() {}
+    }
+
+    let shipper: AuditShipper
+    let sessionID: String
+    let timing: Timing
+    private let stopping = Atomic<Bool>(false)
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    /// The last failure, for the end-of-session note.
+    private let lastProblem = Mutex<String?>(nil)
+
+    public init(shipper: AuditShipper, sessionID: String, timing: Timing = Timing()) {
+        self.shipper = shipper
+        self.sessionID = sessionID
+        self.timing = timing
+    }
+
+    public func start() {
+        let loop = Task { [self] in await run() }
+        task.withLock { $0 = loop }
+    }
+
+    private func run() async {
+        var failures = 0
+        var lastHeartbeat = monotonicSeconds()
+        while !stopping.load(ordering: .acquiring) {
+            do {
+                try await shipper.shipPending()
+                failures = 0
+                lastProblem.withLock { $0 = nil }
+                if monotonicSeconds() - lastHeartbeat >= timing.heartbeat {
+                    lastHeartbeat = monotonicSeconds()
+                    await shipper.heartbeat(sessionID: sessionID)
+                }
+                try? await Task.sleep(for: timing.poll)
+            } catch {
+                failures += 1
+                lastProblem.withLock { $0 = error.description }
+                try? await Task.sleep(for: .seconds(Self.backoff(failures: failures, timing: timing)))
+            }
+        }
+    }
+
+    /// Full-range jitter over an exponentially growing ceiling, so many clients coming back
+    /// after one outage do not retry in lockstep.
+    static func backoff(failures: Int, timing: Timing) -> Double {
+        let ceiling = min(timing.maximumRetry, timing.firstRetry * pow(2, Double(min(failures - 1, 30))))
+        return Double.random(in: (ceiling / 2)...ceiling)
+    }
+
+    /// Stops the loop, then tries to send what is left within `seconds`. Returns how many
+    /// events are still unsent, and the last problem if any.
+    public func finish(within seconds: Double) async -> (unsent: Int, problem: String?) {
+        stopping.store(true, ordering: .releasing)
+        let loop = task.withLock { $0 }
+        loop?.cancel()
+        await loop?.value
+        let shipper = self.shipper
+        let flush = Task { () -> String? in
+            do { try await shipper.shipPending(); return nil } catch { return String(describing: error) }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            flush.cancel()
+        }
+        let problem = await flush.value ?? lastProblem.withLock { $0 }
+        timer.cancel()
+        let unsent = shipper.pendingCount()
+        return (unsent, unsent == 0 ? nil : problem)
+    }
+}

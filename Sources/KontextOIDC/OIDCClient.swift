@@ -1,0 +1,161 @@
+import Foundation
+import KontextCore
+import KontextHTTP
+
+/// Remote mode's settings (SPEC section 3), read from the merged settings.
+public struct OIDCSettings: Sendable, Equatable {
+    public static let defaultScopes = "openid profile email offline_access"
+    public static let defaultClientID = "kontext"
+
+    public var issuer: String
+    public var clientID: String
+    public var clientSecret: String?
+    public var scopes: String
+    /// `KONTEXT_REDIRECT_URI`: an exact registered loopback URI; nil for an ephemeral port.
+    public var redirectURI: String?
+    /// `KONTEXT_TOKEN_ENDPOINT`: where exchanges go when not the issuer's token endpoint.
+    public var exchangeEndpoint: String?
+    public var caBundle: String?
+
+    public init(issuer: String, clientID: String = OIDCSettings.defaultClientID, clientSecret: String? = nil,
+                scopes: String = OIDCSettings.defaultScopes, redirectURI: String? = nil,
+                exchangeEndpoint: String? = nil, caBundle: String? = nil) {
+        self.issuer = issuer
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.scopes = scopes
+        self.redirectURI = redirectURI
+        self.exchangeEndpoint = exchangeEndpoint
+        self.caBundle = caBundle
+    }
+
+    /// nil when no issuer is configured (local mode).
+    public init?(settings: [String: String]) {
+        func value(_ name: String) -> String? { settings[name].flatMap { $0.isEmpty ? nil : $0 } }
+        guard let issuer = value("KONTEXT_ISSUER_URL") else { return nil }
+        self.init(issuer: issuer, clientID: value("KONTEXT_CLIENT_ID") ?? Self.defaultClientID,
+                  clientSecret: value("KONTEXT_CLIENT_SECRET"), scopes: value("KONTEXT_SCOPES") ?? Self.defaultScopes,
+                  redirectURI: value("KONTEXT_REDIRECT_URI"), exchangeEndpoint: value("KONTEXT_TOKEN_ENDPOINT"),
+                  caBundle: value("KONTEXT_CA_BUNDLE"))
+    }
+
+    /// The keyring key of this issuer's login for this client.
+    public var storeKey: String { IssuerMetadata.trimmedIssuer(issuer) + " " + clientID }
+
+    public var http: HTTPClient { HTTPClient(caBundlePath: caBundle) }
+}
+
+/// A token endpoint's success answer (RFC 6749 section 5.1, OIDC Core 3.1.3.3).
+public struct TokenResponse: Sendable {
+    public var accessToken: String
+    public var tokenType: String
+    public var expiresIn: Double?
+    public var refreshToken: String?
+    public var idToken: String?
+}
+
+/// A token endpoint's refusal (RFC 6749 section 5.2), or a transport failure.
+public struct TokenEndpointError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case oauth(code: String)
+        case unreachable
+        case malformed
+    }
+    public var kind: Kind
+    public var detail: String
+
+    public var code: String? {
+        if case .oauth(let code) = kind { return code }
+        return nil
+    }
+
+    public var description: String {
+        switch kind {
+        case .oauth(let code): return detail.isEmpty ? code : "\(code): \(detail)"
+        case .unreachable, .malformed: return detail
+        }
+    }
+}
+
+/// The client half of the OAuth endpoints kontext calls: token, device authorization,
+/// revocation. Client authentication is `client_secret_basic` when a secret is set, else
+/// the public client's `client_id` in the form.
+public struct OAuthClient: Sendable {
+    public var settings: OIDCSettings
+    public var http: HTTPClient
+
+    public init(settings: OIDCSettings, http: HTTPClient? = nil) {
+        self.settings = settings
+        self.http = http ?? settings.http
+    }
+
+    func formRequest(_ url: String, _ fields: [(String, String)]) -> HTTPRequest {
+        var fields = fields
+        var headers: [(name: String, value: String)] = []
+        if let secret = settings.clientSecret {
+            let credentials = formEncode(settings.clientID) + ":" + formEncode(secret)
+            headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
+        } else {
+            fields.append(("client_id", settings.clientID))
+        }
+        return .form(url: url, fields: fields, headers: headers, timeout: 30)
+    }
+
+    /// POSTs a grant to the token endpoint.
+    public func token(_ endpoint: String, grant: [(String, String)]) async -> Result<TokenResponse, TokenEndpointError> {
+        let result: Result<TokenResponse, TokenEndpointError>
+        switch await http.perform(formRequest(endpoint, grant)) {
+        case .failure(let error):
+            result = .failure(TokenEndpointError(kind: .unreachable, detail: "cannot reach \(endpoint): \(error.reason)"))
+        case .success(let response):
+            result = Self.interpret(response, endpoint: endpoint)
+        }
+        let type = grant.first { $0.0 == "grant_type" }?.1 ?? "?"
+        switch result {
+        case .success(let tokens):
+            Diagnostics.log("token endpoint \(endpoint): \(type) → tokens (expires_in \(tokens.expiresIn.map { String(Int($0)) } ?? "unstated"), refresh token \(tokens.refreshToken == nil ? "no" : "yes"), ID token \(tokens.idToken == nil ? "no" : "yes"))")
+        case .failure(let error):
+            Diagnostics.log("token endpoint \(endpoint): \(type) → \(error)")
+        }
+        return result
+    }
+
+    static func interpret(_ response: HTTPResponse, endpoint: String) -> Result<TokenResponse, TokenEndpointError> {
+        let document = try? JSONValue.parse(response.body)
+        if response.status == 200 {
+            guard let document, let access = document["access_token"]?.stringValue, !access.isEmpty else {
+                return .failure(TokenEndpointError(kind: .malformed, detail: "\(endpoint) answered without an access_token"))
+            }
+            var expiresIn: Double?
+            switch document["expires_in"] {
+            case .number(let seconds)?: expiresIn = seconds
+            case .string(let text)?: expiresIn = Double(text)
+            default: expiresIn = nil
+            }
+            return .success(TokenResponse(accessToken: access, tokenType: document["token_type"]?.stringValue ?? "Bearer",
+                                          expiresIn: expiresIn, refreshToken: document["refresh_token"]?.stringValue,
+                                          idToken: document["id_token"]?.stringValue))
+        }
+        guard let code = document?["error"]?.stringValue else {
+            return .failure(TokenEndpointError(kind: .malformed, detail: "\(endpoint) failed with HTTP \(response.status)"))
+        }
+        let detail = document?["error_description"]?.stringValue.map { oneLine($0) } ?? ""
+        return .failure(TokenEndpointError(kind: .oauth(code: oneLine(code, limit: 60)), detail: detail))
+    }
+
+    /// RFC 7009: asks the issuer to revoke `token`. The issuer answers 200 even for tokens it
+    /// does not know, so only transport and HTTP failures are reported.
+    public func revoke(_ endpoint: String, token: String, hint: String) async -> String? {
+        switch await http.perform(formRequest(endpoint, [("token", token), ("token_type_hint", hint)])) {
+        case .failure(let error): return "cannot reach \(endpoint): \(error.reason)"
+        case .success(let response) where response.status == 200: return nil
+        case .success(let response): return "\(endpoint) answered HTTP \(response.status)"
+        }
+    }
+}
+
+/// Server text shown to people: one printable line, bounded.
+func oneLine(_ text: String, limit: Int = 300) -> String {
+    let printable = String(text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
+    return printable.count > limit ? String(printable.prefix(limit)) + "…" : printable
+}
