@@ -50,6 +50,8 @@ let package = Package(
             "KontextCore", "KontextSystem", "KontextHTTP", "KontextKeyring", "KontextExchange", "KontextBroker",
             "KontextTrust", "KontextProcess", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // CI jobs' own OIDC identity (GitHub Actions, GitLab, CircleCI, Buildkite, Kubernetes).
+        .target(name: "KontextWorkload", dependencies: ["KontextCore", "KontextHTTP", "KontextProcess", "KontextAudit"]),
         // Sends the local audit store's unsent records to KONTEXT_AUDIT_URL.
         .target(name: "KontextAuditShipping", dependencies: ["KontextAudit", "KontextCore", "KontextSystem", "KontextHTTP"]),
         .target(name: "KontextPolicy", dependencies: [
@@ -68,7 +70,7 @@ let package = Package(
         .target(name: "KontextRun", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
             "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
-            "KontextOIDC", "KontextHTTP", "KontextAuditShipping",
+            "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
@@ -82,7 +84,7 @@ let package = Package(
         // Every command, defined once with swift-argument-parser (help, man page, completions).
         .executableTarget(name: "kontext-cli", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
-            "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC",
+            "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC", "KontextWorkload",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/KontextCLI"),
 

@@ -188,11 +188,15 @@ _kontext_start() {
     repeating_flags=()
     non_repeating_flags=(--verbose --allow-partial --version -h --help)
     repeating_options=()
-    non_repeating_options=(--agent --agent-command --mode --env-file)
+    non_repeating_options=(--id-token-file --agent --agent-command --mode --env-file)
     __kontext_offer_flags_options -1
 
     # Offer option value completions
     case "${prev}" in
+    '--id-token-file')
+        __kontext_add_completions -f
+        return
+        ;;
     '--agent')
         return
         ;;
@@ -214,11 +218,15 @@ _kontext_run() {
     repeating_flags=()
     non_repeating_flags=(--verbose --allow-partial --version -h --help)
     repeating_options=()
-    non_repeating_options=(--env-file)
+    non_repeating_options=(--id-token-file --env-file)
     __kontext_offer_flags_options -1
 
     # Offer option value completions
     case "${prev}" in
+    '--id-token-file')
+        __kontext_add_completions -f
+        return
+        ;;
     '--env-file')
         __kontext_add_completions -f
         return
@@ -230,11 +238,15 @@ _kontext_env() {
     repeating_flags=()
     non_repeating_flags=(--verbose --version -h --help)
     repeating_options=()
-    non_repeating_options=(--env-file)
+    non_repeating_options=(--id-token-file --env-file)
     __kontext_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
+    '--id-token-file')
+        __kontext_add_completions -f
+        return
+        ;;
     '--env-file')
         __kontext_add_completions -f
         return
@@ -293,8 +305,16 @@ _kontext_whoami() {
     repeating_flags=()
     non_repeating_flags=(--verbose --version -h --help)
     repeating_options=()
-    non_repeating_options=()
+    non_repeating_options=(--id-token-file)
     __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--id-token-file')
+        __kontext_add_completions -f
+        return
+        ;;
+    esac
 }
 
 _kontext_provider() {

@@ -23,11 +23,11 @@ function __kontext_parse_tokens -S
         __kontext_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'start'
-            __kontext_parse_subcommand -r 1 'verbose' 'agent=' 'agent-command=' 'mode=' 'env-file=' 'allow-partial' 'version' 'h/help'
+            __kontext_parse_subcommand -r 1 'verbose' 'id-token-file=' 'agent=' 'agent-command=' 'mode=' 'env-file=' 'allow-partial' 'version' 'h/help'
         case 'run'
-            __kontext_parse_subcommand -r 1 'verbose' 'env-file=' 'allow-partial' 'version' 'h/help'
+            __kontext_parse_subcommand -r 1 'verbose' 'id-token-file=' 'env-file=' 'allow-partial' 'version' 'h/help'
         case 'env'
-            __kontext_parse_subcommand 0 'verbose' 'env-file=' 'version' 'h/help'
+            __kontext_parse_subcommand 0 'verbose' 'id-token-file=' 'env-file=' 'version' 'h/help'
         case 'hook'
             __kontext_parse_subcommand 1 'agent=' 'version' 'h/help'
         case 'login'
@@ -35,7 +35,7 @@ function __kontext_parse_tokens -S
         case 'logout'
             __kontext_parse_subcommand 0 'verbose' 'version' 'h/help'
         case 'whoami'
-            __kontext_parse_subcommand 0 'verbose' 'version' 'h/help'
+            __kontext_parse_subcommand 0 'verbose' 'id-token-file=' 'version' 'h/help'
         case 'provider'
             __kontext_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
@@ -129,6 +129,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kon
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'doctor' -d 'Check configuration, issuer, keyring, audit store, policy and agent; say what to fix.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" id-token-file' -l 'id-token-file' -d 'A file holding this CI job\'s OIDC token (e.g. a Kubernetes projected service-account token): CI mode.' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent' -l 'agent' -d 'The agent: claude.' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent-command' -l 'agent-command' -d 'Launch this executable instead (its hooks are its own business).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" mode' -l 'mode' -d 'observe (record, never block) or enforce (default: KONTEXT_MODE, else observe).' -rfka ''
@@ -137,11 +138,13 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" id-token-file' -l 'id-token-file' -d 'A file holding this CI job\'s OIDC token (e.g. a Kubernetes projected service-account token): CI mode.' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" allow-partial' -l 'allow-partial' -d 'Launch even if some placeholders cannot be resolved (their variables are left unset).'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" id-token-file' -l 'id-token-file' -d 'A file holding this CI job\'s OIDC token (e.g. a Kubernetes projected service-account token): CI mode.' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" h help' -s 'h' -l 'help' -d 'Show help information.'
@@ -159,6 +162,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext logout" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext logout" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext whoami" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext whoami" id-token-file' -l 'id-token-file' -d 'A file holding this CI job\'s OIDC token (e.g. a Kubernetes projected service-account token): CI mode.' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext whoami" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext whoami" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext provider" version' -l 'version' -d 'Show the version.'

@@ -19,6 +19,11 @@ public enum AuditTime {
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
+    /// Formats seconds since 1970 (an OAuth `exp`, say), to the millisecond.
+    public static func format(epochSeconds: Double) -> String {
+        format(epochMilliseconds: Int64((epochSeconds * 1000).rounded()))
+    }
+
     /// Formats milliseconds since 1970-01-01T00:00:00Z (years 0000–9999).
     public static func format(epochMilliseconds: Int64) -> String {
         let days = floorDivide(epochMilliseconds, 86_400_000)

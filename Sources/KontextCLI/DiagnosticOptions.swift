@@ -1,4 +1,6 @@
 import ArgumentParser
+import KontextCore
+import KontextRun
 
 /// `--verbose`, for the commands that talk to servers.
 struct DiagnosticOptions: ParsableArguments {
@@ -9,4 +11,18 @@ struct DiagnosticOptions: ParsableArguments {
 /// A command that takes `--verbose`.
 protocol Diagnosable {
     var diagnostics: DiagnosticOptions { get }
+}
+
+/// `--id-token-file`, for the commands that authenticate: a CI job's identity in a file.
+struct IdentityOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("A file holding this CI job's OIDC token (e.g. a Kubernetes projected service-account token): CI mode.",
+                                            valueName: "file"), completion: .file())
+    var idTokenFile: String?
+
+    /// The settings kontext acts on (SPEC section 3), with this flag over them.
+    func settings() throws -> [String: String] {
+        var settings = try Configuration.settings(environment: currentEnvironment())
+        if let idTokenFile { settings["KONTEXT_ID_TOKEN_FILE"] = idTokenFile }
+        return settings
+    }
 }

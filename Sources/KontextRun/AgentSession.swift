@@ -67,14 +67,17 @@ public enum AgentSession {
         let sessionID = AuditIdentifier.random()
         let directory = try SessionDirectory.create(id: sessionID, environment: settings)
         defer { directory.remove() }
-        let store = try AuditStore(environment: settings)
+        // A CI job persists nothing: its audit store lives in the session directory, is
+        // shipped while the session runs, and goes with the directory.
+        let store = identity.workload == nil ? try AuditStore(environment: settings)
+            : try AuditStore(path: directory.path + "/audit.db")
         let writer = AuditWriter(store: store)
         defer { writer.close() }
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
         let session = SessionInfo(id: sessionID, agent: agentLabel, actor: identity.actor, host: hostName(), cwd: projectDirectory)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: agentLabel, actor: session.actor,
                                                   host: session.host, cwd: session.cwd))
-        let shipper = AuditUpload.shipper(settings: settings, store: store, login: identity.login)
+        let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
         let handler = HookHandler(session: session, adapter: adapter ?? ClaudeAdapter(),

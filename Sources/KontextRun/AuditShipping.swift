@@ -8,25 +8,25 @@ import KontextOIDC
 public enum AuditUpload {
     /// The shipper for `KONTEXT_AUDIT_URL`, or nil when none is set. Shipping needs a login
     /// to authenticate with, so local mode keeps its audit local.
-    public static func shipper(settings: [String: String], store: AuditStore, login: LoginSession?) -> AuditShipper? {
-        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, let login else { return nil }
+    public static func shipper(settings: [String: String], store: AuditStore, identity: RunIdentity) -> AuditShipper? {
+        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, let bearer = identity.bearer else { return nil }
         return AuditShipper(store: store, baseURL: url, http: HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"]),
-                            bearer: BearerSource(current: { try await login.accessToken() },
-                                                 renew: { try await login.renew(rejected: $0) }))
+                            bearer: bearer)
     }
 
     /// What an earlier session left unsent (the backend was down, or kontext was killed),
     /// sent by whichever kontext command runs next. Quiet unless something remains unsent,
     /// and never fails the command it rides on.
     public static func sendBacklog(settings: [String: String], within seconds: Double = 10) async {
-        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, OIDCSettings(settings: settings) != nil else { return }
+        // A CI job keeps no store between commands, so it has no backlog.
+        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, case .remote = Mode.detect(settings) else { return }
         let path = AuditStore.defaultPath(environment: settings)
         guard AuditStore.exists(path: path), let store = try? AuditStore(path: path) else { return }
         let pending = ((try? store.pendingEventCount()) ?? 0) + ((try? store.pendingSessions(start: true).count) ?? 0)
             + ((try? store.pendingSessions(start: false).count) ?? 0)
         guard pending > 0 else { return }
         guard let identity = try? await RunIdentity.establish(settings: settings),
-              let shipper = shipper(settings: settings, store: store, login: identity.login) else { return }
+              let shipper = shipper(settings: settings, store: store, identity: identity) else { return }
         let attempt = Task { () -> String? in
             do { try await shipper.shipPending(); return nil } catch { return String(describing: error) }
         }

@@ -11,6 +11,8 @@ public enum Configuration {
         "redirect_uri": "KONTEXT_REDIRECT_URI", "audit_url": "KONTEXT_AUDIT_URL",
         "mode": "KONTEXT_MODE", "policy": "KONTEXT_POLICY", "keyring": "KONTEXT_KEYRING",
         "ca_bundle": "KONTEXT_CA_BUNDLE", "debug": "KONTEXT_DEBUG",
+        "audience": "KONTEXT_AUDIENCE", "id_token_file": "KONTEXT_ID_TOKEN_FILE",
+        "id_token_variable": "KONTEXT_ID_TOKEN_VARIABLE",
     ]
 
     public static func path(environment: [String: String]) -> String {

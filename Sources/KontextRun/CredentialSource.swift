@@ -6,13 +6,18 @@ import KontextExchange
 import KontextHTTP
 import KontextKeyring
 import KontextOIDC
+import KontextWorkload
+import KontextAuditShipping
 
 /// Which of SPEC section 5's modes this run is in.
 public enum Mode: Sendable, Equatable {
     case local
     case remote(issuer: String)
+    /// A CI job with a workload identity; it wins over an issuer (no browser, no keyring).
+    case ci(platform: WorkloadToken.Platform)
 
     public static func detect(_ environment: [String: String]) -> Mode {
+        if let platform = WorkloadIdentity.platform(settings: environment) { return .ci(platform: platform) }
         if let issuer = environment["KONTEXT_ISSUER_URL"], !issuer.isEmpty { return .remote(issuer: issuer) }
         return .local
     }
@@ -20,19 +25,39 @@ public enum Mode: Sendable, Equatable {
 
 /// Who a run acts as: the OS user in local mode, the logged-in user in remote mode.
 public struct RunIdentity: Sendable {
-    /// nil in local mode.
+    /// The user's login in remote mode.
     public let login: LoginSession?
+    /// The job's identity in CI mode.
+    public let workload: WorkloadToken?
     public let actor: AuditActor
 
-    /// Remote mode needs a login (exit 3 without one); local mode needs nothing.
+    /// CI mode needs a workload token, remote mode a login (exit 3 without one); local mode
+    /// needs nothing.
     public static func establish(settings: [String: String]) async throws -> RunIdentity {
+        if let workload = try await WorkloadIdentity.fetch(settings: settings) {
+            return RunIdentity(login: nil, workload: workload,
+                               actor: AuditActor(sub: workload.claim("sub") ?? "ci:\(workload.platform.rawValue)", email: nil))
+        }
         guard let oidc = OIDCSettings(settings: settings) else {
-            return RunIdentity(login: nil, actor: localActor())
+            return RunIdentity(login: nil, workload: nil, actor: localActor())
         }
         let store = try CredentialStores.fromEnvironment(settings)
         let session = try await LoginSession.open(Authenticator(settings: oidc, store: store))
         let login = await session.login
-        return RunIdentity(login: session, actor: AuditActor(sub: login.subject, email: login.email))
+        return RunIdentity(login: session, workload: nil, actor: AuditActor(sub: login.subject, email: login.email))
+    }
+
+    /// The bearer token for the audit backend: the login's (renewed on refusal) or the job's.
+    public var bearer: BearerSource? {
+        if let login {
+            return BearerSource(current: { try await login.accessToken() }, renew: { try await login.renew(rejected: $0) })
+        }
+        if let token = workload?.token {
+            return BearerSource(current: { token }, renew: { _ in
+                throw KontextError(.authentication, "the audit backend refused the job's workload token")
+            })
+        }
+        return nil
     }
 }
 
@@ -44,14 +69,34 @@ public final class CredentialSource: Sendable {
     public let exchanger: TokenExchanger
     private let broker: BrokerServer?
     private let login: LoginSession?
+    private let workload: WorkloadToken?
 
-    private init(exchanger: TokenExchanger, broker: BrokerServer?, login: LoginSession?) {
+    private init(exchanger: TokenExchanger, broker: BrokerServer?, login: LoginSession?, workload: WorkloadToken? = nil) {
         self.exchanger = exchanger
         self.broker = broker
         self.login = login
+        self.workload = workload
     }
 
     public static func open(environment: [String: String], identity: RunIdentity) async throws -> CredentialSource {
+        if let workload = identity.workload {
+            let settings = OIDCSettings(settings: environment)
+            let endpoint: String
+            if let configured = environment["KONTEXT_TOKEN_ENDPOINT"], !configured.isEmpty {
+                endpoint = configured
+            } else if let settings {
+                endpoint = try await IssuerMetadata.discover(issuer: settings.issuer, http: settings.http).tokenEndpoint
+            } else {
+                throw KontextError.usage("CI mode (\(workload.platform.rawValue)) needs a token service to exchange the job's identity at",
+                                         hint: "set KONTEXT_TOKEN_ENDPOINT to the broker's token endpoint (e.g. https://kontext.example.com/oauth2/token)")
+            }
+            let exchanger = TokenExchanger(
+                endpoint: ExchangeEndpoint(tokenURL: endpoint, clientID: settings?.clientID ?? OIDCSettings.defaultClientID,
+                                           clientSecret: settings?.clientSecret),
+                subject: SubjectToken(value: workload.token, type: TokenTypeURN.jwt),
+                http: HTTPClient(caBundlePath: environment["KONTEXT_CA_BUNDLE"]))
+            return CredentialSource(exchanger: exchanger, broker: nil, login: nil, workload: workload)
+        }
         if let login = identity.login, let oidc = OIDCSettings(settings: environment) {
             let token = try await login.accessToken()
             let stored = await login.login
@@ -82,6 +127,12 @@ public final class CredentialSource: Sendable {
     public func resolve(_ file: EnvFile) async throws -> Resolution {
         var results = await exchanger.exchange(file.placeholders)
         let refused = results.filter { if case .failure(.subjectRejected) = $0.value { true } else { false } }
+        if let workload, case .failure(.subjectRejected(let detail))? = refused.first?.value {
+            // A job's token cannot be renewed by kontext: the platform issues it.
+            throw KontextError(.authentication,
+                               "the token service at \(exchanger.endpoint.tokenURL) refused the workload identity from \(workload.platform.rawValue)\(detail.map { ": \($0)" } ?? "")",
+                               hint: "check the broker's trusted issuers and claim rules for this job (sub \(workload.claim("sub") ?? "?"))")
+        }
         guard !refused.isEmpty, let login else { return CredentialResolver.resolve(file, results: results) }
         let renewed: String
         do {

@@ -7,7 +7,9 @@ import KontextHTTP
 import KontextKeyring
 import KontextPolicy
 import KontextProcess
+import KontextOIDC
 import KontextRun
+import KontextWorkload
 
 struct DoctorCommand: AsyncParsableCommand, Diagnosable {
     static let configuration = CommandConfiguration(
@@ -40,18 +42,25 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
         switch Mode.detect(settings) {
         case .local:
             report.pass("mode", "local: embedded broker, credentials from the OS keyring")
+        case .ci(let platform):
+            do {
+                let workload = try await WorkloadIdentity.fetch(settings: settings)
+                report.pass("mode", "ci: workload identity from \(platform.rawValue) (sub \(workload?.claim("sub") ?? "?"))")
+            } catch let error as KontextError {
+                report.fail("mode", "ci (\(platform.rawValue)): " + error.message, fix: error.hint)
+            }
         case .remote(let issuer):
-            let url = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
-            let discovery = await HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"])
-                .perform(HTTPRequest(url: url + "/.well-known/openid-configuration", timeout: 10))
-            switch discovery {
-            case .success(let response) where response.status == 200 && (try? JSONValue.parse(response.body))?["token_endpoint"] != nil:
-                report.pass("issuer", "\(issuer) publishes its OpenID configuration")
-            case .success(let response):
-                report.fail("issuer", "\(issuer) answered discovery with HTTP \(response.status) and no token_endpoint",
-                            fix: "check KONTEXT_ISSUER_URL")
-            case .failure(let error):
-                report.fail("issuer", "cannot reach \(issuer): \(error.reason)", fix: "check KONTEXT_ISSUER_URL and the network")
+            let oidc = OIDCSettings(settings: settings)!
+            do {
+                let metadata = try await IssuerMetadata.discover(issuer: issuer, http: oidc.http)
+                report.pass("issuer", "\(issuer) publishes its metadata (token endpoint \(metadata.tokenEndpoint))")
+                if let login = try Authenticator(settings: oidc, store: CredentialStores.fromEnvironment(settings)).load() {
+                    report.pass("login", "logged in as \(login.subject)\(login.refreshToken == nil ? " (no refresh token: the login ends with its access token)" : "")")
+                } else {
+                    report.fail("login", "not logged in to \(issuer)", fix: "run `kontext login`")
+                }
+            } catch let error as KontextError {
+                report.fail("issuer", error.message, fix: error.hint ?? "check KONTEXT_ISSUER_URL and the network")
             }
         }
 

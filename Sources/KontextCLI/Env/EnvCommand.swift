@@ -11,6 +11,7 @@ struct EnvCommand: AsyncParsableCommand, Diagnosable {
             the result is thrown away: no secret is printed. Exits 4 if any does not resolve.
             """)
     @OptionGroup var diagnostics: DiagnosticOptions
+    @OptionGroup var identity: IdentityOptions
 
 
     @Option(name: .long, help: ArgumentHelp("The env file to read (default: .env.kontext).", valueName: "file"),
@@ -21,7 +22,7 @@ struct EnvCommand: AsyncParsableCommand, Diagnosable {
         guard let file = try loadEnvFile(explicitPath: envFile) else {
             throw KontextError.usage("no .env.kontext here", hint: "create one, or name another with --env-file")
         }
-        let settings = try Configuration.settings(environment: currentEnvironment())
+        let settings = try identity.settings()
         let resolution = try await resolveCredentials(file, environment: settings, allowPartial: true)
         let failed = Dictionary(resolution.failures.map { ($0.placeholder, $0.reason) }, uniquingKeysWith: { a, _ in a })
         var rows: [[String]] = [["VARIABLE", "PLACEHOLDERS", "STATUS"]]

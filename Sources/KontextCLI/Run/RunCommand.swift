@@ -15,6 +15,7 @@ struct RunCommand: AsyncParsableCommand, Diagnosable {
             SIGINT, SIGTERM and SIGHUP to it.
             """)
     @OptionGroup var diagnostics: DiagnosticOptions
+    @OptionGroup var identity: IdentityOptions
 
 
     @OptionGroup var credentials: CredentialOptions
@@ -29,7 +30,7 @@ struct RunCommand: AsyncParsableCommand, Diagnosable {
         let environment = currentEnvironment()
         let file = try credentials.loadFile()
         let program = try locateProgram(name, environment: environment)
-        let resolution = try await resolveCredentials(file, environment: try Configuration.settings(environment: environment),
+        let resolution = try await resolveCredentials(file, environment: try identity.settings(),
                                                       allowPartial: credentials.allowPartial)
         let child = ChildProcess(executable: program, arguments: Array(command.dropFirst()),
                                  environment: childEnvironment(base: environment, resolved: resolution.variables))

@@ -15,6 +15,7 @@ struct StartCommand: AsyncParsableCommand, Diagnosable {
             the policy and records an audit event. kontext exits with the agent's exit code.
             """)
     @OptionGroup var diagnostics: DiagnosticOptions
+    @OptionGroup var identity: IdentityOptions
 
 
     @Option(name: .long, help: ArgumentHelp("The agent: claude.", valueName: "name"))
@@ -52,6 +53,6 @@ struct StartCommand: AsyncParsableCommand, Diagnosable {
                                    envFile: try credentials.loadFile(noticeIfMissing: false), allowPartial: credentials.allowPartial, mode: chosenMode)
         let environment = currentEnvironment()
         throw ExitCode(try await AgentSession.run(options, environment: environment,
-                                                  settings: try Configuration.settings(environment: environment)))
+                                                  settings: try identity.settings()))
     }
 }

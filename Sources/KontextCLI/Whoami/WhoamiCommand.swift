@@ -1,22 +1,32 @@
 import ArgumentParser
-import Foundation
+import KontextAudit
 import KontextCore
 import KontextKeyring
 import KontextOIDC
 import KontextRun
+import KontextWorkload
 
 struct WhoamiCommand: AsyncParsableCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "whoami",
         abstract: "Show who kontext acts as: subject, email, issuer and expiry (never a token).")
     @OptionGroup var diagnostics: DiagnosticOptions
-
+    @OptionGroup var identity: IdentityOptions
 
     func run() async throws {
-        let settings = try Configuration.settings(environment: currentEnvironment())
+        let settings = try identity.settings()
+        if let workload = try await WorkloadIdentity.fetch(settings: settings) {
+            // The claims are who the job is; the token itself is never shown.
+            var lines = ["mode:     ci", "platform: \(workload.platform.rawValue)", "claims:"]
+            for (name, value) in workload.claims {
+                lines.append("  \(name): \(value.stringValue ?? value.serialized)")
+            }
+            printOutput(lines.joined(separator: "\n"))
+            return
+        }
         guard let oidc = OIDCSettings(settings: settings) else {
-            let identity = try await RunIdentity.establish(settings: settings)
-            printOutput("mode:    local (no issuer configured)\nsubject: \(identity.actor.sub)")
+            let local = try await RunIdentity.establish(settings: settings)
+            printOutput("mode:    local (no issuer configured)\nsubject: \(local.actor.sub ?? "?")")
             return
         }
         let authenticator = Authenticator(settings: oidc, store: try CredentialStores.fromEnvironment(settings))
@@ -31,16 +41,10 @@ struct WhoamiCommand: AsyncParsableCommand, Diagnosable {
         ]
         if let name = login.name { lines.insert("name:    \(name)", at: 3) }
         if let expiry = login.accessExpiresAt {
-            lines.append("expires: \(rfc3339(expiry)) (access token; renewed automatically\(login.refreshToken == nil ? " — no, the issuer gave no refresh token" : ""))")
+            lines.append("expires: \(AuditTime.format(epochSeconds: expiry)) (access token; renewed automatically\(login.refreshToken == nil ? " — no, the issuer gave no refresh token" : ""))")
         } else {
             lines.append("expires: not stated by the issuer")
         }
         printOutput(lines.joined(separator: "\n"))
     }
-}
-
-func rfc3339(_ seconds: Double) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.string(from: Date(timeIntervalSince1970: seconds))
 }
