@@ -44,6 +44,8 @@ For tests:
   POST /control/expire-subjects -> every subject token seen so far is from
       now on answered invalid_grant (as if it had expired although the
       issuer still accepts it), so the client must refresh and retry.
+  --tls-cert/--tls-key: HTTPS instead of HTTP (for KONTEXT_CA_BUNDLE tests;
+      the control endpoints are then HTTPS too).
   GET /control/requests -> JSON list, one object per POST /token:
       target, audience, resource, service, subject_token_type,
       requested_token_type, client_id, basic_auth (bool), outcome (an error
@@ -60,6 +62,7 @@ import hashlib
 import json
 import os
 import secrets
+import ssl
 import sys
 import threading
 import time
@@ -289,6 +292,8 @@ def main():
     ap.add_argument("--slow-seconds", type=float, default=30.0,
                     help="how long the 'slow' service sleeps (default 30)")
     ap.add_argument("--verbose", action="store_true", help="one line per request on stderr")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain (with --tls-key)")
+    ap.add_argument("--tls-key", help="the certificate's PEM private key")
     args = ap.parse_args()
 
     credentials = {}
@@ -311,6 +316,10 @@ def main():
 
     state = State(args, credentials, client_secret)
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     httpd.daemon_threads = True
     httpd.state = state
     port = httpd.server_address[1]

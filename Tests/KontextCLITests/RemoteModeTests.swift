@@ -340,6 +340,48 @@ struct RemoteRunTests {
         f.user.expectNoTokens(before + after + [f.credential, f.teamCredential])
     }
 
+    /// A self-hosted token service behind a private CA: trusted only with KONTEXT_CA_BUNDLE,
+    /// which adds to the system's CAs rather than replacing them.
+    @Test func aPrivateCAIsTrustedThroughTheCABundle() throws {
+        let scratch = TestSupport.makeTemporaryDirectory("tls")
+        func openssl(_ arguments: [String]) throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = arguments
+            process.currentDirectoryURL = scratch
+            let result = try runProcess(process, stdin: nil, timeout: 60)
+            #expect(result.status == 0, "openssl \(arguments.joined(separator: " ")): \(result.stderr)")
+        }
+        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                     "-subj", "/CN=kontext test CA"])
+        try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"])
+        try "subjectAltName=IP:127.0.0.1\n".write(to: scratch.appendingPathComponent("san.ext"), atomically: true, encoding: .utf8)
+        try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                     "-out", "server.pem", "-days", "2", "-extfile", "san.ext"])
+        let issuer = try deviceIssuer(scratch)
+        let credential = TestSupport.secret("tls-github")
+        let sts = try LoopbackServer(script: "sts_server.py", arguments: [
+            "--credentials-env", "STS_CREDENTIALS", "--tls-cert", scratch.appendingPathComponent("server.pem").path,
+            "--tls-key", scratch.appendingPathComponent("server.key").path,
+        ], environment: ["STS_CREDENTIALS": #"{"github":"\#(credential)"}"#], in: scratch)
+        let user = RemoteUser("remote-tls", issuer: issuer.baseURL,
+                              extra: ["KONTEXT_TOKEN_ENDPOINT": "https://127.0.0.1:\(sts.port)/token"])
+        #expect(try user.kontext(["login", "--device"]).status == 0)
+        user.sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:github>>\n")
+
+        let untrusted = try user.kontext(["run", "--", "touch", "ran"])
+        #expect(untrusted.status == 4, "\(untrusted.stderr)")
+        #expect(untrusted.stderr.contains("cannot reach the token service at https://127.0.0.1:\(sts.port)/token"), "\(untrusted.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: user.sandbox.workingDirectory.appendingPathComponent("ran").path))
+
+        let trusted = try user.kontext(["run", "--", "sh", "-c", #"printf %s "$GITHUB_TOKEN" | sha256sum > hash"#],
+                                       extra: ["KONTEXT_CA_BUNDLE": scratch.appendingPathComponent("ca.pem").path])
+        #expect(trusted.status == 0, "\(trusted.stderr)")
+        let hash = try String(contentsOf: user.sandbox.workingDirectory.appendingPathComponent("hash"), encoding: .utf8)
+        #expect(hash.prefix(64) == (try sha256Hex(credential)).prefix(64))
+        user.expectNoTokens(try user.storedTokens() + [credential])
+    }
+
     @Test func aLoginThatCannotBeRenewedIsExitThree() throws {
         let f = try fixture("remote-revoked")
         f.user.sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:github>>\n")
