@@ -149,11 +149,33 @@ struct SessionDirectory {
             throw KontextError(.usage, "\(base) is not a private directory owned by you",
                                hint: "remove it, or set XDG_RUNTIME_DIR")
         }
+        removeAbandoned(in: base)
         let path = base + "/" + String(id.prefix(12))
         guard mkdir(path, 0o700) == 0 else {
             throw KontextError(.usage, "cannot create session directory \(path): \(String(cString: strerror(errno)))")
         }
-        return SessionDirectory(path: path)
+        let directory = SessionDirectory(path: path)
+        // Who owns it, so a later session can tell it was abandoned (kill -9 skips cleanup).
+        try writePrivateFile(path + "/pid", "\(getpid())\n")
+        return directory
+    }
+
+    /// Removes session directories whose kontext process is gone. A directory without a
+    /// pid file yet is being created right now and is left alone.
+    static func removeAbandoned(in base: String) {
+        guard let dir = opendir(base) else { return }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(dir)
+        for name in names {
+            guard let bytes = readFile(base + "/" + name + "/pid", limit: 64),
+                  let pid = Int32(String(decoding: bytes.filter { (48...57).contains($0) }, as: UTF8.self)),
+                  pid > 0, kill(pid, 0) != 0, errno == ESRCH else { continue }
+            SessionDirectory(path: base + "/" + name).remove()
+        }
     }
 
     func remove() {

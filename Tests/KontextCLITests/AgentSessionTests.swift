@@ -407,5 +407,13 @@ struct HookRobustnessTests {
         #expect(events.count == 25)
         let commands = events.compactMap { ($0["tool_input"] as? [String: Any])?["command"] as? String }
         #expect(commands == (0..<25).map { "echo \($0)" })
+
+        // The killed session could not remove its directory; the next session does.
+        let sessions = sandbox.root.appendingPathComponent("run/kontext")
+        #expect((try FileManager.default.contentsOfDirectory(atPath: sessions.path)).count == 1)
+        let next = try sandbox.kontext(["start", "--agent-command", "/bin/true"],
+                                       environment: ["XDG_RUNTIME_DIR": sandbox.root.appendingPathComponent("run").path])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect((try FileManager.default.contentsOfDirectory(atPath: sessions.path)).isEmpty, "the abandoned directory is removed")
     }
 }
