@@ -62,6 +62,9 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving import serve_until_idle, write_port_file  # noqa: E402
+
 SESSION_PATH = re.compile(r"^/v1/sessions/([^/]+)/(heartbeat|end)$")
 
 
@@ -258,13 +261,6 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"accepted": accepted, "duplicates": duplicates})
 
 
-def write_port_file(path, port):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
 class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -300,22 +296,8 @@ def main():
         print("audit_backend: listening on http://127.0.0.1:%d (%d events loaded)" % (port, len(state.events)),
               file=sys.stderr, flush=True)
 
-    def watchdog():
-        while True:
-            time.sleep(0.5)
-            if time.monotonic() - state.last_activity > args.max_seconds:
-                httpd.shutdown()
-                return
-
-    threading.Thread(target=watchdog, daemon=True).start()
-    try:
-        httpd.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
-        if state.store:
-            state.store.close()
+    cleanup = state.store.close if state.store else None
+    serve_until_idle(httpd, args.max_seconds, lambda: state.last_activity, cleanup=cleanup)
 
 
 if __name__ == "__main__":

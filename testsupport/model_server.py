@@ -52,6 +52,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving import serve_until_idle, write_port_file  # noqa: E402
 
 
 def _now():
@@ -335,27 +337,11 @@ def main():
     port = httpd.server_address[1]
 
     if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)  # atomic: readers never see a partial file
+        write_port_file(args.port_file, port)
     if args.verbose:
         print("model_server: listening on 127.0.0.1:%d" % port, file=sys.stderr, flush=True)
 
-    def watchdog():
-        while True:
-            time.sleep(0.5)
-            if _now() - state.last_activity > args.max_seconds:
-                httpd.shutdown()
-                return
-
-    threading.Thread(target=watchdog, daemon=True).start()
-    try:
-        httpd.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
+    serve_until_idle(httpd, args.max_seconds, lambda: state.last_activity, clock=_now)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,9 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving import serve_until_idle, write_port_file  # noqa: E402
+
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_ALLOWANCE = 0.1
 
@@ -530,13 +533,6 @@ def default_email(sub):
     return sub if "@" in sub else sub + "@example.test"
 
 
-def write_port_file(path, port):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
@@ -576,20 +572,7 @@ def main():
     if args.verbose:
         print("oidc_issuer: listening on %s" % state.issuer, file=sys.stderr, flush=True)
 
-    def watchdog():
-        while True:
-            time.sleep(0.5)
-            if time.monotonic() - state.last_activity > args.max_seconds:
-                httpd.shutdown()
-                return
-
-    threading.Thread(target=watchdog, daemon=True).start()
-    try:
-        httpd.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
+    serve_until_idle(httpd, args.max_seconds, lambda: state.last_activity)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving import serve_until_idle, write_port_file  # noqa: E402
+
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
@@ -268,13 +271,6 @@ class Handler(BaseHTTPRequestHandler):
             raise oauth_error(400, "invalid_grant", "subject token expired or invalid")
 
 
-def write_port_file(path, port):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
@@ -329,20 +325,7 @@ def main():
         print("sts_server: listening on http://127.0.0.1:%d (%d credentials)" % (port, len(credentials)),
               file=sys.stderr, flush=True)
 
-    def watchdog():
-        while True:
-            time.sleep(0.5)
-            if time.monotonic() - state.last_activity > args.max_seconds:
-                httpd.shutdown()
-                return
-
-    threading.Thread(target=watchdog, daemon=True).start()
-    try:
-        httpd.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
+    serve_until_idle(httpd, args.max_seconds, lambda: state.last_activity)
 
 
 if __name__ == "__main__":

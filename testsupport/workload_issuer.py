@@ -25,13 +25,13 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oidc_issuer import Signer, write_port_file  # noqa: E402
+from oidc_issuer import Signer  # noqa: E402
+from serving import serve_until_idle, write_port_file  # noqa: E402
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -95,13 +95,7 @@ def main():
     if args.port_file:
         write_port_file(args.port_file, port)
 
-    def watchdog():
-        while time.monotonic() - httpd.st["last"] < args.max_seconds:
-            time.sleep(0.5)
-        httpd.shutdown()
-
-    threading.Thread(target=watchdog, daemon=True).start()
-    httpd.serve_forever(poll_interval=0.2)
+    serve_until_idle(httpd, args.max_seconds, lambda: httpd.st["last"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""Shared start/stop plumbing for the loopback test servers in this folder.
+
+write_port_file publishes the bound port atomically; serve_until_idle runs an
+HTTP server until it has been idle for a while (or is interrupted) and then
+closes it.  Standard library only.
+"""
+
+import os
+import threading
+import time
+
+
+def write_port_file(path, port):
+    """Write `port` to `path` via a temporary file, so readers never see half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.replace(tmp, path)
+
+
+def serve_until_idle(httpd, idle_seconds, last_activity, clock=time.monotonic, cleanup=None):
+    """Serve until `idle_seconds` pass with no request, then close the server.
+
+    `last_activity()` returns the time of the latest request, on the same clock
+    as `clock()`.  The check runs every half second on a daemon thread.  Ctrl-C
+    stops quietly.  `cleanup`, if given, runs after the socket is closed.
+    """
+    def watchdog():
+        while True:
+            time.sleep(0.5)
+            if clock() - last_activity() > idle_seconds:
+                httpd.shutdown()
+                return
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+        if cleanup is not None:
+            cleanup()
