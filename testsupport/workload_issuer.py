@@ -13,7 +13,8 @@ value of the environment variable --request-token-env names, as GitHub's
 ACTIONS_ID_TOKEN_REQUEST_TOKEN) -> {"value": JWT}; wrong or missing request
 token -> 401; no audience -> 400.  The JWT has GitHub's claims: iss, aud,
 sub ("repo:OWNER/REPO:ref:REF"), repository, repository_owner, ref,
-workflow, run_id, iat, nbf, exp (10 minutes).
+workflow, run_id, iat, nbf, exp (10 minutes).  A `repository=OWNER/REPO`
+query parameter overrides --repository (a job of another repository).
 
 GET /mint?audience=AUD[&repository=…][&expired=1] -> the JWT as plain text
 (no request token needed): for token-file tests (Kubernetes, --id-token-file);

@@ -101,6 +101,10 @@ public final class LoopbackServer: @unchecked Sendable {
         try JSONSerialization.jsonObject(with: try request("GET", path, body: nil))
     }
 
+    public func text(_ path: String) throws -> String {
+        String(decoding: try request("GET", path, body: nil), as: UTF8.self)
+    }
+
     public func post(_ path: String, form: [String: String] = [:]) throws {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")

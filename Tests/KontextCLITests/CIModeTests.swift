@@ -1,0 +1,172 @@
+import Foundation
+import KontextTestSupport
+import Testing
+
+/// `kontext broker serve` as a child process, on an ephemeral loopback port.
+final class ServedBroker: @unchecked Sendable {
+    let process = Process()
+    let baseURL: String
+
+    init(config: String, database: String, environment: [String: String], log: URL) throws {
+        process.executableURL = TestSupport.productsDirectory.appendingPathComponent("kontext-cli")
+        process.arguments = ["broker", "serve", "--config", config, "--db", database, "--listen", "127.0.0.1:0"]
+        process.environment = environment
+        let out = Pipe()
+        process.standardOutput = out
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !text.contains("\n"), Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let range = text.range(of: "listening on ") else {
+            process.terminate()
+            process.waitUntilExit()
+            throw TimeoutError(seconds: 60, command: "kontext-cli broker serve: \(text) \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        }
+        baseURL = String(text[range.upperBound...].prefix { !$0.isWhitespace })
+    }
+
+    deinit {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+/// CI jobs against our broker: the job's OIDC token (from a stand-in GitHub Actions token
+/// service, or a file) is the subject token; the broker's claim rules decide.
+@Suite struct CIModeTests {
+    struct Fixture {
+        let scratch: URL
+        let issuer: LoopbackServer
+        let broker: ServedBroker
+        let credential: String
+        let requestToken: String
+        /// The environment of a CI job: no keyring, no issuer login.
+        var job: [String: String]
+    }
+
+    func fixture(_ label: String) throws -> Fixture {
+        let scratch = TestSupport.makeTemporaryDirectory(label)
+        let requestToken = TestSupport.secret("\(label)-actions-request")
+        let issuer = try LoopbackServer(script: "workload_issuer.py", arguments: ["--request-token-env", "REQUEST_TOKEN",
+                                                                                 "--repository", "acme/app"],
+                                        environment: ["REQUEST_TOKEN": requestToken], in: scratch)
+        let config = scratch.appendingPathComponent("broker.toml")
+        try """
+            [[issuer]]
+            issuer = "\(issuer.baseURL)"
+            audiences = ["kontext"]
+            users = false
+
+            [[principal]]
+            name = "ci:{repository}"
+            claims = { repository = "acme/app", ref = "refs/heads/main" }
+
+            [[grant]]
+            principals = ["ci:acme/app"]
+            services = ["deploy"]
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let database = "sqlite:" + scratch.appendingPathComponent("broker.db").path
+        let vaultKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        var brokerEnvironment = ProcessInfo.processInfo.environment
+        brokerEnvironment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:\(vaultKey)"
+        let credential = TestSupport.secret("\(label)-deploy")
+        let add = Process()
+        add.executableURL = TestSupport.productsDirectory.appendingPathComponent("kontext-cli")
+        add.arguments = ["broker", "provider", "add", "deploy", "--config", config.path, "--db", database]
+        add.environment = brokerEnvironment
+        let added = try runProcess(add, stdin: credential + "\n", timeout: 60)
+        #expect(added.status == 0, "\(added.stderr)")
+        let broker = try ServedBroker(config: config.path, database: database, environment: brokerEnvironment,
+                                      log: scratch.appendingPathComponent("broker.log"))
+        return Fixture(scratch: scratch, issuer: issuer, broker: broker, credential: credential, requestToken: requestToken,
+                       job: ["KONTEXT_TOKEN_ENDPOINT": broker.baseURL + "/oauth2/token"])
+    }
+
+    func githubJob(_ f: Fixture, repository: String? = nil) -> [String: String] {
+        f.job.merging([
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f.issuer.baseURL + "/token" + (repository.map { "?repository=\($0)" } ?? ""),
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": f.requestToken,
+        ]) { $1 }
+    }
+
+    /// Runs a command that records only the hash of the credential it received.
+    func deploy(_ sandbox: Sandbox, _ environment: [String: String], arguments: [String] = []) throws -> (ProcessResult, String?) {
+        let result = try sandbox.kontext(["run"] + arguments + ["--", "sh", "-c", #"printf %s "$DEPLOY_KEY" | sha256sum > hash"#],
+                                         environment: environment)
+        let hashFile = sandbox.workingDirectory.appendingPathComponent("hash")
+        let hash = try? String(contentsOf: hashFile, encoding: .utf8)
+        try? FileManager.default.removeItem(at: hashFile)
+        return (result, hash.map { String($0.prefix(64)) })
+    }
+
+    /// Nothing under HOME (where the XDG directories are, too) in CI mode.
+    func expectNothingPersisted(_ sandbox: Sandbox, sourceLocation: SourceLocation = #_sourceLocation) {
+        let written = FileManager.default.enumerator(atPath: sandbox.home.path)?.allObjects as? [String] ?? []
+        #expect(written.isEmpty, "CI mode wrote under HOME: \(written)", sourceLocation: sourceLocation)
+    }
+
+    @Test func aGitHubActionsJobGetsOnlyItsRepositorysCredential() throws {
+        let f = try fixture("ci-github")
+        let sandbox = Sandbox("ci-github")
+        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n")
+
+        let (result, hash) = try deploy(sandbox, githubJob(f))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(hash == (try sha256Hex(f.credential)))
+
+        let whoami = try sandbox.kontext(["whoami"], environment: githubJob(f))
+        #expect(whoami.status == 0, "\(whoami.stderr)")
+        for line in ["mode:     ci", "platform: github-actions", "  repository: acme/app", "  sub: repo:acme/app:ref:refs/heads/main"] {
+            #expect(whoami.stdout.contains(line), "\(whoami.stdout)")
+        }
+        #expect(!whoami.stdout.contains("eyJ"), "the token itself is never shown")
+
+        // A job of another repository is refused by the broker's claim rules.
+        let (refused, nothing) = try deploy(sandbox, githubJob(f, repository: "evil/app"))
+        #expect(refused.status == 3, "\(refused.stderr)")
+        #expect(refused.stderr.hasPrefix("kontext: the token service at \(f.broker.baseURL)/oauth2/token refused the workload identity from github-actions"),
+                "\(refused.stderr)")
+        #expect(nothing == nil, "nothing is launched")
+        for output in [result, whoami, refused] {
+            #expect(!output.stdout.contains("eyJ") && !output.stderr.contains("eyJ"))
+            #expect(!output.stderr.contains(f.requestToken))
+        }
+        expectNothingPersisted(sandbox)
+    }
+
+    @Test func aTokenFileIsTheJobsIdentityAndAnExpiredOneIsExitThree() throws {
+        let f = try fixture("ci-file")
+        let sandbox = Sandbox("ci-file")
+        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n")
+        let current = f.scratch.appendingPathComponent("token")
+        try (try f.issuer.text("/mint?audience=kontext")).write(to: current, atomically: true, encoding: .utf8)
+        let expired = f.scratch.appendingPathComponent("expired-token")
+        try (try f.issuer.text("/mint?audience=kontext&expired=1")).write(to: expired, atomically: true, encoding: .utf8)
+
+        // --id-token-file, and KONTEXT_ID_TOKEN_FILE as a Kubernetes pod would set it.
+        let (flag, flagHash) = try deploy(sandbox, f.job, arguments: ["--id-token-file", current.path])
+        #expect(flag.status == 0, "\(flag.stderr)")
+        #expect(flagHash == (try sha256Hex(f.credential)))
+        let (variable, variableHash) = try deploy(sandbox, f.job.merging(["KONTEXT_ID_TOKEN_FILE": current.path]) { $1 })
+        #expect(variable.status == 0, "\(variable.stderr)")
+        #expect(variableHash == (try sha256Hex(f.credential)))
+
+        let (stale, nothing) = try deploy(sandbox, f.job, arguments: ["--id-token-file", expired.path])
+        #expect(stale.status == 3, "\(stale.stderr)")
+        #expect(stale.stderr.hasPrefix("kontext: the workload token from id-token-file expired at "), "\(stale.stderr)")
+        #expect(nothing == nil)
+
+        let missing = try sandbox.kontext(["run", "--id-token-file", f.scratch.appendingPathComponent("absent").path, "--", "true"],
+                                          environment: f.job)
+        #expect(missing.status == 3)
+        #expect(missing.stderr.hasPrefix("kontext: cannot read the workload token file"), "\(missing.stderr)")
+        expectNothingPersisted(sandbox)
+    }
+}
