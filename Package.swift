@@ -16,7 +16,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // System libraries, reached through small inline shims (their C APIs are variadic).
@@ -38,6 +40,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .target(name: "KontextProcess", dependencies: ["KontextCore"]),
         // Subject tokens from trusted issuers: JWTs checked against the issuer's JWKS.
@@ -54,6 +57,26 @@ let package = Package(
         .target(name: "KontextWorkload", dependencies: ["KontextCore", "KontextHTTP", "KontextProcess", "KontextAudit"]),
         // Sends the local audit store's unsent records to KONTEXT_AUDIT_URL.
         .target(name: "KontextAuditShipping", dependencies: ["KontextAudit", "KontextCore", "KontextSystem", "KontextHTTP"]),
+        // The self-hosted broker's storage: vault (AES-GCM at rest), exchange log, audit ingest;
+        // SQLite (GRDB) or PostgreSQL (postgres-nio) behind one protocol. Never linked into `kontext`.
+        .target(name: "KontextBrokerStore", dependencies: [
+            "KontextCore", "KontextAudit",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // `kontext broker serve`: broker.toml, principals and grants, the vault with upstream
+        // OAuth refresh, the audit ingest API, and the server's lifecycle.
+        .target(name: "KontextBrokerService", dependencies: [
+            "KontextCore", "KontextBroker", "KontextTrust", "KontextBrokerStore", "KontextHTTP",
+            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPolicy",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ]),
         .target(name: "KontextPolicy", dependencies: [
             "KontextCore", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -85,12 +108,13 @@ let package = Package(
         .executableTarget(name: "kontext-cli", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
             "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC", "KontextWorkload",
+            "KontextBrokerService", "KontextBrokerStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/KontextCLI"),
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
         .testTarget(name: "KontextTrustTests", dependencies: [
-            "KontextTrust", "KontextBroker", "KontextExchange", "KontextEnvFile", "KontextHTTP", "KontextCore",
+            "KontextTrust", "KontextTestIssuer", "KontextBroker", "KontextExchange", "KontextEnvFile", "KontextHTTP", "KontextCore",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
@@ -102,9 +126,29 @@ let package = Package(
         .testTarget(name: "KontextExchangeTests", dependencies: [
             "KontextExchange", "KontextBroker", "KontextKeyring", "KontextTestSupport",
         ]),
+        // bench/broker-throughput's identity provider: a JWKS on loopback and a subject token.
+        .executableTarget(name: "kontext-bench-issuer", dependencies: [
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "bench/BenchIssuer"),
         .executableTarget(name: "kontext-bench-audit", dependencies: ["KontextAudit", "KontextCore", "KontextSystem"], path: "bench/AuditIngest"),
         // Runs the built `kontext` and `kontext-cli` binaries (swift build --build-tests builds them).
         .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring"]),
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
+        // A loopback identity provider (discovery, JWKS, signing keys) shared by the trust and broker tests.
+        .target(name: "KontextTestIssuer", dependencies: [
+            "KontextCore",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/KontextTestIssuer"),
+        .testTarget(name: "KontextBrokerServiceTests", dependencies: [
+            "KontextBrokerService", "KontextBrokerStore", "KontextBroker", "KontextTrust", "KontextAudit",
+            "KontextHTTP", "KontextCore", "KontextTestIssuer", "KontextTestSupport",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

@@ -3,6 +3,7 @@ import KontextCore
 import KontextHTTP
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// The broker's HTTP face: the token endpoint (and later audit ingest) on Hummingbird.
 public final class BrokerServer: Sendable {
@@ -23,12 +24,20 @@ public final class BrokerServer: Sendable {
 
     /// Starts serving `service` on host:port (port 0: an ephemeral one) and returns once
     /// the socket is listening.
+    ///
+    /// `routes` adds more endpoints (the self-hosted broker's audit API, a deeper health
+    /// check); `shutdownSignals` stop the server gracefully (none for the embedded broker).
     public static func start(service: TokenExchangeService, host: String = "127.0.0.1", port: Int = 0,
-                             logger: Logger? = nil) async throws -> BrokerServer {
+                             logger: Logger? = nil, shutdownSignals: [UnixSignal] = [],
+                             routes: ((Router<BasicRequestContext>) -> Void)? = nil) async throws -> BrokerServer {
         var quiet = Logger(label: "kontext.broker")
         quiet.logLevel = .error
         let router = Router()
-        router.get("/healthz") { _, _ in "ok" }
+        if let routes {
+            routes(router)
+        } else {
+            router.get("/healthz") { _, _ in "ok" }
+        }
         router.post(RouterPath(tokenPath)) { request, _ -> Response in
             let body = try await request.body.collect(upTo: 64 * 1024)
             let form = formDecode(String(buffer: body))
@@ -47,7 +56,7 @@ public final class BrokerServer: Sendable {
                 continuation.finish()
             },
             logger: logger ?? quiet)
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [],
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: shutdownSignals,
                                                       logger: logger ?? quiet))
         let task = Task {
             defer { continuation.finish() }
@@ -62,6 +71,11 @@ public final class BrokerServer: Sendable {
         }
         let hostPart = host.contains(":") ? "[\(host)]" : host
         return BrokerServer(baseURL: "http://\(hostPart):\(bound)", group: group, task: task)
+    }
+
+    /// Returns when the server has stopped (after a shutdown signal, or a failure).
+    public func wait() async throws {
+        try await task.value
     }
 
     /// Stops accepting, finishes requests in flight, and returns when the server is down.

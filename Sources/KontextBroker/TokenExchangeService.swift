@@ -38,6 +38,48 @@ public protocol SubjectVerifier: Sendable {
 public protocol CredentialVault: Sendable {
     /// The credential for `placeholder` as `principal` may use it, or nil if there is none.
     func credential(for placeholder: Placeholder, principal: Principal) async throws(OAuthError) -> String?
+    /// The same with its own remaining lifetime, for credentials that expire upstream
+    /// (refreshed OAuth access tokens); by default `credential(for:principal:)` with none.
+    func issue(for placeholder: Placeholder, principal: Principal) async throws(OAuthError) -> ReleasedCredential?
+}
+
+extension CredentialVault {
+    public func issue(for placeholder: Placeholder, principal: Principal) async throws(OAuthError) -> ReleasedCredential? {
+        try await credential(for: placeholder, principal: principal).map { ReleasedCredential(value: $0) }
+    }
+}
+
+/// A released credential; `expiresIn` (seconds) caps the answer's `expires_in`.
+public struct ReleasedCredential: Sendable {
+    public var value: String
+    public var expiresIn: Int?
+
+    public init(value: String, expiresIn: Int? = nil) {
+        self.value = value
+        self.expiresIn = expiresIn
+    }
+}
+
+/// One exchange as recorded: who asked for what and how it ended, never a secret value.
+public struct ExchangeOutcome: Sendable, Equatable {
+    /// The principal, when the subject token was accepted.
+    public var principal: String?
+    /// The requested `resource` (or `audience`), as sent, clipped.
+    public var target: String?
+    /// `issued`, or the RFC 6749 error code answered.
+    public var result: String
+
+    public init(principal: String?, target: String?, result: String) {
+        self.principal = principal
+        self.target = target
+        self.result = result
+    }
+}
+
+/// Keeps the record of every exchange (the self-hosted broker's exchange log).
+public protocol ExchangeRecorder: Sendable {
+    /// Called before the answer is sent; a failure to record turns the answer into a 503.
+    func record(_ outcome: ExchangeOutcome) async throws(OAuthError)
 }
 
 /// The STS half of SPEC section 6, independent of the HTTP server that carries it.
@@ -48,12 +90,16 @@ public struct TokenExchangeService: Sendable {
     public var lifetime: Int
     /// Said in `invalid_target` answers: how to add a missing credential.
     public var missingCredentialHint: @Sendable (Placeholder) -> String
+    /// Where every exchange is recorded, when anywhere.
+    public var recorder: (any ExchangeRecorder)?
 
     public init(verifier: any SubjectVerifier, vault: any CredentialVault, lifetime: Int = 3600,
+                recorder: (any ExchangeRecorder)? = nil,
                 missingCredentialHint: @escaping @Sendable (Placeholder) -> String = { "no credential for '\($0.target)'" }) {
         self.verifier = verifier
         self.vault = vault
         self.lifetime = lifetime
+        self.recorder = recorder
         self.missingCredentialHint = missingCredentialHint
     }
 
@@ -64,23 +110,39 @@ public struct TokenExchangeService: Sendable {
 
     /// Handles one form-encoded token request.
     public func handle(form: [String: String]) async -> Answer {
+        var principal: Principal?
         do {
-            let credential = try await exchange(form: form)
+            let credential = try await exchange(form: form, principal: &principal)
+            try await recorder?.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: "issued"))
             let body: [String: Any] = [
-                "access_token": credential,
+                "access_token": credential.value,
                 "issued_token_type": TokenTypeURN.accessToken,
                 "token_type": "N_A",
-                "expires_in": lifetime,
+                "expires_in": min(lifetime, max(credential.expiresIn ?? lifetime, 1)),
             ]
             return Answer(status: 200, body: Self.json(body))
         } catch {
-            var body: [String: Any] = ["error": error.code, "error_description": error.description]
-            for (key, value) in error.extra { body[key] = value }
-            return Answer(status: error.status, body: Self.json(body))
+            var failure = error
+            if error.code != "temporarily_unavailable", let recorder {
+                do {
+                    try await recorder.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: error.code))
+                } catch {
+                    failure = error
+                }
+            }
+            var body: [String: Any] = ["error": failure.code, "error_description": failure.description]
+            for (key, value) in failure.extra { body[key] = value }
+            return Answer(status: failure.status, body: Self.json(body))
         }
     }
 
-    func exchange(form: [String: String]) async throws(OAuthError) -> String {
+    /// The requested target for the record: bounded, since it is the caller's text.
+    static func target(_ form: [String: String]) -> String? {
+        guard let target = form["resource"].flatMap({ $0.isEmpty ? nil : $0 }) ?? form["audience"] else { return nil }
+        return target.count > 200 ? String(target.prefix(200)) : target
+    }
+
+    func exchange(form: [String: String], principal verified: inout Principal?) async throws(OAuthError) -> ReleasedCredential {
         guard let grant = form["grant_type"] else {
             throw OAuthError("invalid_request", "grant_type is required")
         }
@@ -95,6 +157,7 @@ public struct TokenExchangeService: Sendable {
             throw OAuthError("invalid_request", "only access_token results are issued")
         }
         let principal = try await verifier.verify(token: subjectToken, type: subjectType)
+        verified = principal
         guard let target = form["resource"].flatMap({ $0.isEmpty ? nil : $0 }) ?? form["audience"],
               let placeholder = Placeholder(target: target) else {
             throw OAuthError("invalid_target", "resource or audience must name a service (SERVICE or SERVICE/RESOURCE)")
@@ -102,7 +165,7 @@ public struct TokenExchangeService: Sendable {
         if let audience = form["audience"], !audience.isEmpty, audience != placeholder.service {
             throw OAuthError("invalid_target", "audience '\(audience)' does not match resource '\(target)'")
         }
-        guard let credential = try await vault.credential(for: placeholder, principal: principal) else {
+        guard let credential = try await vault.issue(for: placeholder, principal: principal) else {
             throw OAuthError("invalid_target", missingCredentialHint(placeholder))
         }
         return credential

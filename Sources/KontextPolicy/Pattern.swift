@@ -1,3 +1,5 @@
+import KontextCore
+
 /// One pattern of a policy rule, compiled once when the policy loads so that evaluating a
 /// tool call parses nothing (SPEC section 7).
 ///
@@ -169,4 +171,24 @@ final class Glob: Sendable {
         while next < bytes.count, bytes[next] & 0xC0 == 0x80 { next += 1 }
         return next
     }
+}
+
+/// A policy pattern (glob, or `re:` regular expression) for other configuration files that
+/// match names the same way, such as the broker's principal and grant rules.
+public struct MatchPattern: Sendable {
+    private let pattern: Pattern
+    public var source: String { pattern.source }
+
+    /// Throws a one-line reason when a `re:` expression does not compile.
+    public init(_ text: String) throws(KontextError) {
+        do {
+            pattern = try Pattern(text)
+        } catch let error as PatternError {
+            throw KontextError.usage(error.message)
+        } catch {
+            throw KontextError.usage("invalid pattern '\(text)'")
+        }
+    }
+
+    public func matches(_ value: String) -> Bool { pattern.matches(value) }
 }

@@ -6,6 +6,7 @@ import KontextEnvFile
 import KontextExchange
 import KontextHTTP
 @testable import KontextTrust
+import KontextTestIssuer
 import Testing
 
 let audience = "kontext-broker"

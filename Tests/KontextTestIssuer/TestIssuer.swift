@@ -3,11 +3,12 @@ import Hummingbird
 import JWTKit
 import KontextCore
 import Logging
+@_exported import JWTKit
 import Synchronization
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// What the loopback identity provider serves and has been asked.
@@ -25,13 +26,13 @@ final class IdentityProviderState: Sendable {
 
 /// A loopback identity provider for the tests: it serves a discovery document and a JWKS
 /// over real HTTP (Hummingbird on 127.0.0.1:0), counts requests, and can switch keys or fail.
-final class KeyServer: Sendable {
-    let baseURL: String
+public final class KeyServer: Sendable {
+    public let baseURL: String
     private let state: IdentityProviderState
     private let task: Task<Void, any Error>
 
-    var issuer: String { baseURL }
-    var jwksURL: String { baseURL + "/jwks" }
+    public var issuer: String { baseURL }
+    public var jwksURL: String { baseURL + "/jwks" }
 
     private init(baseURL: String, state: IdentityProviderState, task: Task<Void, any Error>) {
         self.baseURL = baseURL
@@ -40,12 +41,12 @@ final class KeyServer: Sendable {
     }
 
     /// Publishes exactly these keys.
-    func publish(_ keys: [TestKey]) { state.values.withLock { $0.keys = keys.map(\.publicJWK) } }
-    func answerJWKS(status: Int) { state.values.withLock { $0.jwksStatus = status } }
-    var jwksHits: Int { state.values.withLock { $0.jwksHits } }
-    var discoveryHits: Int { state.values.withLock { $0.discoveryHits } }
+    public func publish(_ keys: [TestKey]) { state.values.withLock { $0.keys = keys.map(\.publicJWK) } }
+    public func answerJWKS(status: Int) { state.values.withLock { $0.jwksStatus = status } }
+    public var jwksHits: Int { state.values.withLock { $0.jwksHits } }
+    public var discoveryHits: Int { state.values.withLock { $0.discoveryHits } }
 
-    static func start(publishing keys: [TestKey]) async throws -> KeyServer {
+    public static func start(publishing keys: [TestKey]) async throws -> KeyServer {
         var quiet = Logger(label: "kontext.test.idp")
         quiet.logLevel = .critical
         let state = IdentityProviderState()
@@ -89,7 +90,7 @@ final class KeyServer: Sendable {
     }
 
     /// Stops serving; later fetches are refused at the socket.
-    func stop() async {
+    public func stop() async {
         task.cancel()
         _ = try? await task.value
     }
@@ -101,30 +102,45 @@ private func jsonResponse(_ status: Int, _ body: String) -> Response {
 }
 
 /// The claims a test token carries; nil fields are left out.
-struct TestClaims: JWTPayload {
-    var iss: String?
-    var sub: String?
-    var aud: AudienceClaim?
-    var exp: Double?
-    var nbf: Double?
-    var iat: Double?
-    var email: String?
-    var email_verified: Bool?
-    var repository: String?
-    var ref: String?
+public struct TestClaims: JWTPayload {
+    public var iss: String?
+    public var sub: String?
+    public var aud: AudienceClaim?
+    public var exp: Double?
+    public var nbf: Double?
+    public var iat: Double?
+    public var email: String?
+    public var email_verified: Bool?
+    public var repository: String?
+    public var ref: String?
+
+    public init(iss: String? = nil, sub: String? = nil, aud: AudienceClaim? = nil, exp: Double? = nil,
+                nbf: Double? = nil, iat: Double? = nil, email: String? = nil, email_verified: Bool? = nil,
+                repository: String? = nil, ref: String? = nil) {
+        self.iss = iss
+        self.sub = sub
+        self.aud = aud
+        self.exp = exp
+        self.nbf = nbf
+        self.iat = iat
+        self.email = email
+        self.email_verified = email_verified
+        self.repository = repository
+        self.ref = ref
+    }
 
     /// Signing never checks anything: the verifier under test does.
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
+    public func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
 /// An issuer's signing key: signs tokens and publishes its public half.
-struct TestKey: Sendable {
-    let kid: String
-    let signer: JWTKeyCollection
+public struct TestKey: Sendable {
+    public let kid: String
+    public let signer: JWTKeyCollection
     /// The public JWK as a JSON object.
-    let publicJWK: String
+    public let publicJWK: String
 
-    static func es256(kid: String) async -> TestKey {
+    public static func es256(kid: String) async -> TestKey {
         let key = ES256PrivateKey()
         let signer = JWTKeyCollection()
         await signer.add(ecdsa: key, kid: JWKIdentifier(string: kid))
@@ -136,7 +152,7 @@ struct TestKey: Sendable {
     /// RS256 with a fixed 2048-bit test key (made for this suite only; RSA generation
     /// needs CryptoExtras, which the test target does not link). `alg` is left out of the
     /// JWK, as several real issuers do.
-    static func rs256(kid: String) async throws -> TestKey {
+    public static func rs256(kid: String) async throws -> TestKey {
         let key = try Insecure.RSA.PrivateKey(pem: testRSAPrivateKeyPEM)
         let signer = JWTKeyCollection()
         await signer.add(rsa: key, digestAlgorithm: .sha256, kid: JWKIdentifier(string: kid))
@@ -145,19 +161,19 @@ struct TestKey: Sendable {
         return TestKey(kid: kid, signer: signer, publicJWK: jwk)
     }
 
-    func sign(_ claims: TestClaims) async throws -> String {
+    public func sign(_ claims: TestClaims) async throws -> String {
         try await signer.sign(claims, kid: JWKIdentifier(string: kid))
     }
 }
 
-func base64URL(_ data: Data) -> String {
+public func base64URL(_ data: Data) -> String {
     data.base64EncodedString()
         .replacingOccurrences(of: "+", with: "-")
         .replacingOccurrences(of: "/", with: "_")
         .replacingOccurrences(of: "=", with: "")
 }
 
-let testRSAPrivateKeyPEM = """
+public let testRSAPrivateKeyPEM = """
 -----BEGIN PRIVATE KEY-----
 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCdXIQuowINqgP5
 2ysmG2RIxVCTooOUU5Bjn1jxzGXfyRRg/ZcjGw2Kt4S3R5MQZEwRziQ1DUdFViPg

@@ -1,0 +1,220 @@
+import Foundation
+import Hummingbird
+import KontextAudit
+import KontextBroker
+import KontextBrokerStore
+import KontextCore
+import KontextExchange
+import KontextPolicy
+import Logging
+
+/// The audit backend of SPEC section 7 (`KONTEXT_AUDIT_URL`): event ingest, idempotent by
+/// event `id`; sessions; and the query API. Every call carries `Authorization: Bearer` with a
+/// subject token checked like an exchange's.
+struct AuditAPI: Sendable {
+    let store: any BrokerStore
+    let verifier: any SubjectVerifier
+    let readers: [MatchPattern]
+    let logger: Logger
+
+    static let maximumBatchBytes = 16 << 20
+    static let maximumBatchEvents = 10_000
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/audit/events") { request, _ in await respond { try await ingest(request) } }
+        router.get("/v1/audit/events") { request, _ in await respond { try await listEvents(request) } }
+        router.post("/v1/sessions") { request, _ in await respond { try await createSession(request) } }
+        router.get("/v1/sessions") { request, _ in await respond { try await listSessions(request) } }
+        router.post("/v1/sessions/:id/heartbeat") { request, context in
+            await respond { try await heartbeat(request, id: context.parameters.get("id") ?? "") }
+        }
+        router.post("/v1/sessions/:id/end") { request, context in
+            await respond { try await endSession(request, id: context.parameters.get("id") ?? "") }
+        }
+    }
+
+    // MARK: Handlers
+
+    private func ingest(_ request: Request) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let body = try await json(request, limit: Self.maximumBatchBytes)
+        guard case .array(let items)? = body["events"] else {
+            throw OAuthError("invalid_request", "the body must be {\"events\":[…]}")
+        }
+        guard items.count <= Self.maximumBatchEvents else {
+            throw OAuthError("invalid_request", "a batch holds at most \(Self.maximumBatchEvents) events")
+        }
+        var events: [IngestedEvent] = []
+        events.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            do {
+                let event = try AuditEvent(json: item)
+                guard !event.id.isEmpty, !event.sessionID.isEmpty else {
+                    throw KontextError.usage("id and session_id must not be empty")
+                }
+                events.append(IngestedEvent(id: event.id, sessionID: event.sessionID, seq: event.seq, json: event.json.serialized))
+            } catch let error as KontextError {
+                throw OAuthError("invalid_request", "event \(index): \(error.message.replacingOccurrences(of: "invalid audit event: ", with: ""))")
+            } catch {
+                throw OAuthError("invalid_request", "event \(index) is not an audit event")
+            }
+        }
+        let (accepted, duplicates) = try await storing { try await store.ingest(events, owner: principal.subject, receivedAt: AuditTime.now()) }
+        logger.debug("audit batch", metadata: ["principal": "\(principal.subject)", "accepted": "\(accepted)", "duplicates": "\(duplicates)"])
+        return jsonResponse(200, JSONValue.object([("accepted", .number(Double(accepted))), ("duplicates", .number(Double(duplicates)))]).serialized)
+    }
+
+    private func listEvents(_ request: Request) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let query = request.uri.queryParameters
+        guard let session = query.get("session_id"), !session.isEmpty else {
+            throw OAuthError("invalid_request", "session_id is required")
+        }
+        let after = try integer(query.get("after"), name: "after", default: 0, range: 0...Int(Int32.max) * 1000)
+        let limit = try integer(query.get("limit"), name: "limit", default: 1000, range: 1...10_000)
+        let texts = try await storing { try await store.events(sessionID: session, owner: owner(principal), after: after, limit: limit) }
+        return jsonResponse(200, "{\"events\":[" + texts.joined(separator: ",") + "]}")
+    }
+
+    private func createSession(_ request: Request) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let body = try await json(request, limit: 64 * 1024)
+        guard let id = body["session_id"]?.stringValue, !id.isEmpty, id.count <= 200 else {
+            throw OAuthError("invalid_request", "session_id (a non-empty string) is required")
+        }
+        guard let agent = body["agent"]?.stringValue, !agent.isEmpty else {
+            throw OAuthError("invalid_request", "agent (a non-empty string) is required")
+        }
+        let now = AuditTime.now()
+        let session = BrokerSession(id: id, owner: principal.subject, agent: agent,
+                                    host: try optionalString(body, "host"), cwd: try optionalString(body, "cwd"),
+                                    startedAt: try optionalString(body, "started_at") ?? now, lastSeenAt: now)
+        let created = try await storing { try await store.createSession(session) }
+        return jsonResponse(created ? 201 : 200, JSONValue.object([("session_id", .string(id)), ("created", .bool(created))]).serialized)
+    }
+
+    private func heartbeat(_ request: Request, id: String) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let found = try await storing { try await store.touchSession(id: id, owner: owner(principal), at: AuditTime.now()) }
+        guard found else { throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'") }
+        return Response(status: .noContent)
+    }
+
+    private func endSession(_ request: Request, id: String) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let body = try await json(request, limit: 64 * 1024)
+        let exitCode: Int?
+        switch body["exit_code"] {
+        case nil, .null?: exitCode = nil
+        case .number(let value)? where value == value.rounded() && abs(value) < 1e9: exitCode = Int(value)
+        default: throw OAuthError("invalid_request", "exit_code must be an integer or null")
+        }
+        let now = AuditTime.now()
+        let endedAt = try optionalString(body, "ended_at") ?? now
+        let found = try await storing { try await store.endSession(id: id, owner: owner(principal), endedAt: endedAt, exitCode: exitCode, at: now) }
+        guard found else { throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'") }
+        return Response(status: .noContent)
+    }
+
+    private func listSessions(_ request: Request) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let limit = try integer(request.uri.queryParameters.get("limit"), name: "limit", default: 100, range: 1...10_000)
+        let sessions = try await storing { try await store.sessions(owner: owner(principal), limit: limit) }
+        let items: [JSONValue] = sessions.map { session in
+            .object([
+                ("session_id", .string(session.id)), ("owner", .string(session.owner)), ("agent", .string(session.agent)),
+                ("host", session.host.map(JSONValue.string) ?? .null), ("cwd", session.cwd.map(JSONValue.string) ?? .null),
+                ("started_at", .string(session.startedAt)), ("last_seen_at", .string(session.lastSeenAt)),
+                ("ended_at", session.endedAt.map(JSONValue.string) ?? .null),
+                ("exit_code", session.exitCode.map { .number(Double($0)) } ?? .null),
+            ])
+        }
+        return jsonResponse(200, JSONValue.object([("sessions", .array(items))]).serialized)
+    }
+
+    // MARK: Pieces
+
+    /// RFC 6750: a missing or refused bearer token is 401 `invalid_token`.
+    private func authenticate(_ request: Request) async throws(OAuthError) -> Principal {
+        guard let header = request.headers[.authorization], header.count > 7,
+              header.prefix(7).lowercased() == "bearer " else {
+            throw OAuthError(status: 401, "invalid_token", "an Authorization: Bearer subject token is required")
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        do {
+            return try await verifier.verify(token: token, type: TokenTypeURN.jwt)
+        } catch {
+            if error.status >= 500 { throw error }
+            throw OAuthError(status: 401, "invalid_token", error.description)
+        }
+    }
+
+    /// Audit readers see everything; everyone else sees what they posted.
+    private func owner(_ principal: Principal) -> String? {
+        readers.contains { $0.matches(principal.subject) } ? nil : principal.subject
+    }
+
+    private func json(_ request: Request, limit: Int) async throws(OAuthError) -> JSONValue {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw OAuthError(status: 413, "invalid_request", "the body is larger than \(limit / 1024) KiB")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(Array(buffer.readableBytesView), maxDepth: 64)
+        } catch {
+            throw OAuthError("invalid_request", "the body is not JSON: \(error)")
+        }
+        guard value.objectValue != nil else { throw OAuthError("invalid_request", "the body must be a JSON object") }
+        return value
+    }
+
+    private func optionalString(_ body: JSONValue, _ key: String) throws(OAuthError) -> String? {
+        switch body[key] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw OAuthError("invalid_request", "\(key) must be a string or null")
+        }
+    }
+
+    private func integer(_ text: String?, name: String, default value: Int, range: ClosedRange<Int>) throws(OAuthError) -> Int {
+        guard let text else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw OAuthError("invalid_request", "\(name) must be an integer in \(range.lowerBound)…\(range.upperBound)")
+        }
+        return number
+    }
+
+    private func storing<T>(_ work: () async throws -> T) async throws(OAuthError) -> T {
+        do {
+            return try await work()
+        } catch {
+            logger.error("audit store failure", metadata: ["reason": "\(error)"])
+            throw OAuthError(status: 503, "temporarily_unavailable", "the audit store is unavailable; try again later")
+        }
+    }
+
+    private func respond(_ work: () async throws -> Response) async -> Response {
+        do {
+            return try await work()
+        } catch {
+            let error = (error as? OAuthError) ?? OAuthError(status: 500, "server_error", "internal error")
+            var body: [(String, JSONValue)] = [("error", .string(error.code)), ("error_description", .string(error.description))]
+            for (key, value) in error.extra.sorted(by: { $0.key < $1.key }) { body.append((key, .string(value))) }
+            var response = jsonResponse(error.status, JSONValue.object(body).serialized)
+            if error.status == 401 {
+                response.headers[.wwwAuthenticate] = "Bearer error=\"invalid_token\""
+            }
+            return response
+        }
+    }
+}
+
+func jsonResponse(_ status: Int, _ body: String) -> Response {
+    Response(status: .init(code: status), headers: [.contentType: "application/json", .cacheControl: "no-store"],
+             body: .init(byteBuffer: ByteBuffer(string: body)))
+}
+
+func clipped(_ text: String) -> String { text.count > 80 ? String(text.prefix(80)) + "…" : text }

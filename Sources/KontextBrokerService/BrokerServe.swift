@@ -1,0 +1,146 @@
+import Foundation
+import Hummingbird
+import KontextBroker
+import KontextBrokerStore
+import KontextCore
+import KontextHTTP
+import KontextTrust
+import Logging
+import UnixSignals
+
+/// What `kontext broker serve` was asked for; flags win over broker.toml.
+public struct BrokerServeOptions: Sendable {
+    public var configPath: String
+    public var listen: String?
+    public var database: String?
+    public var logLevel: Logger.Level
+
+    public init(configPath: String, listen: String? = nil, database: String? = nil, logLevel: Logger.Level = .info) {
+        self.configPath = configPath
+        self.listen = listen
+        self.database = database
+        self.logLevel = logLevel
+    }
+}
+
+/// A running self-hosted broker: the STS, the audit API and `/healthz` on one listener.
+public final class RunningBroker: Sendable {
+    public let server: BrokerServer
+    public let store: any BrokerStore
+    public var baseURL: String { server.baseURL }
+
+    init(server: BrokerServer, store: any BrokerStore) {
+        self.server = server
+        self.store = store
+    }
+
+    /// Returns after a graceful shutdown (signal or `stop`), with the store closed.
+    public func wait() async throws {
+        defer { Task { await store.close() } }
+        try await server.wait()
+    }
+
+    public func stop() async {
+        await server.stop()
+        await store.close()
+    }
+}
+
+public enum BrokerServe {
+    public static let defaultListen = "127.0.0.1:8080"
+
+    /// Opens the store named by the flag or broker.toml.
+    public static func openStore(config: BrokerConfig, database flag: String?, environment: [String: String]) async throws -> any BrokerStore {
+        guard let url = flag ?? environment["KONTEXT_BROKER_DB"] ?? config.database else {
+            throw KontextError.usage("no database: pass --db sqlite:PATH or postgres://…, or set db in broker.toml")
+        }
+        let store = try await BrokerStores.open(url, environment: environment)
+        do {
+            try await store.migrate()
+        } catch {
+            await store.close()
+            throw error
+        }
+        return store
+    }
+
+    /// Starts serving; with `signals`, SIGTERM/SIGINT shut it down gracefully.
+    public static func start(options: BrokerServeOptions, environment: [String: String], logger: Logger,
+                             signals: [UnixSignal] = [], http: HTTPClient = HTTPClient(),
+                             keyCachePolicy: KeyCachePolicy = KeyCachePolicy()) async throws -> RunningBroker {
+        let config = try BrokerConfig.load(path: options.configPath)
+        let (host, port) = try parseListen(options.listen ?? config.listen ?? defaultListen)
+        let cipher = try config.cipher(environment: environment)
+        let jwt = try JWTSubjectVerifier(issuers: config.issuers.map(\.trusted), http: http, cachePolicy: keyCachePolicy)
+        let mapper = PrincipalMapper(config: config, jwt: jwt)
+        let store = try await openStore(config: config, database: options.database, environment: environment)
+        let vault = BrokerVault(store: store, cipher: cipher, config: config, environment: environment, http: http, logger: logger)
+        let service = TokenExchangeService(verifier: mapper, vault: vault, lifetime: config.tokenLifetime,
+                                           recorder: StoreExchangeRecorder(store: store),
+                                           missingCredentialHint: { "no credential for '\($0.target)' on this broker; an administrator adds one with `kontext broker provider add \($0.target)`" })
+        let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, logger: logger)
+        let server: BrokerServer
+        do {
+            server = try await BrokerServer.start(service: service, host: host, port: port, logger: logger, shutdownSignals: signals) { router in
+                router.get("/healthz") { _, _ -> Response in
+                    do {
+                        _ = try await store.exchangeLog(limit: 1)
+                        return jsonResponse(200, #"{"status":"ok"}"#)
+                    } catch {
+                        return jsonResponse(503, #"{"status":"database unavailable"}"#)
+                    }
+                }
+                audit.register(on: router)
+            }
+        } catch {
+            await store.close()
+            throw error
+        }
+        logger.info("broker listening", metadata: [
+            "url": "\(server.baseURL)", "token_endpoint": "\(server.tokenURL)",
+            "database": "\(BrokerStores.redactedURL(options.database ?? environment["KONTEXT_BROKER_DB"] ?? config.database ?? ""))",
+            "issuers": "\(config.issuers.map(\.trusted.issuer).joined(separator: ","))", "vault_key": "\(cipher.currentKeyID)",
+        ])
+        return RunningBroker(server: server, store: store)
+    }
+
+    /// `HOST:PORT` or `[IPv6]:PORT`.
+    public static func parseListen(_ text: String) throws(KontextError) -> (String, Int) {
+        let bad = KontextError.usage("--listen '\(text)' is not HOST:PORT", hint: "e.g. --listen 127.0.0.1:8080 or --listen [::1]:8080")
+        guard let colon = text.lastIndex(of: ":") else { throw bad }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { throw bad }
+        return (host, port)
+    }
+}
+
+/// One JSON object a line on stderr: time, level, label, message and metadata. Tokens and
+/// secrets are never passed to the logger, so nothing here redacts.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    let label: String
+
+    public init(label: String, level: Logger.Level) {
+        self.label = label
+        logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
+                    source: String, file: String, function: String, line: UInt) {
+        var members: [(String, JSONValue)] = [
+            ("time", .string(Date().formatted(.iso8601))), ("level", .string(level.rawValue)),
+            ("logger", .string(label)), ("message", .string(message.description)),
+        ]
+        for (key, value) in metadata.merging(extra ?? [:], uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
+            members.append((key, .string("\(value)")))
+        }
+        writeAll(JSONValue.object(members).serialized + "\n", to: 2)
+    }
+}

@@ -1,0 +1,272 @@
+import Foundation
+import KontextCore
+import Logging
+import NIOSSL
+import PostgresNIO
+
+/// The store for several broker replicas: PostgreSQL through postgres-nio's connection pool.
+/// Every answer comes from the database, so replicas share nothing else.
+public final class PostgresBrokerStore: BrokerStore {
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    private let label: String
+
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]`.
+    /// The password may instead come from `PGPASSWORD`, which keeps it out of argv.
+    public init(url: String, environment: [String: String]) throws {
+        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            throw KontextError.usage("--db '\(BrokerStores.redactedURL(url))' is not a postgres:// URL with a host")
+        }
+        let user = components.user ?? environment["PGUSER"] ?? "postgres"
+        let password = components.password ?? environment["PGPASSWORD"]
+        var database = components.path
+        while database.hasPrefix("/") { database.removeFirst() }
+        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS
+        switch mode {
+        case "disable": tls = .disable
+        case "prefer": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-full": tls = .require(.makeClientConfiguration())
+        default: throw KontextError.usage("--db: sslmode '\(mode)' is not one of disable, prefer, require, verify-full")
+        }
+        var configuration = PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user,
+                                                         password: password, database: database.isEmpty ? nil : database,
+                                                         tls: tls)
+        configuration.options.maximumConnections = 16
+        configuration.options.minimumConnections = 2
+        var logger = Logger(label: "kontext.broker.postgres")
+        logger.logLevel = .critical
+        self.logger = logger
+        self.label = BrokerStores.redactedURL(url)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        runner = Task { await client.run() }
+    }
+
+    private func failure(_ what: String, _ error: any Error) -> KontextError {
+        let reason = (error as? PSQLError).map { psql in
+            psql.serverInfo?[.message].map { "\($0)" } ?? "\(psql.code)"
+        } ?? "\(error)"
+        return KontextError(.usage, "PostgreSQL \(label): cannot \(what): \(reason)")
+    }
+
+    private static let migrations: [(version: Int, statements: [String])] = [
+        (1, [
+            """
+            CREATE TABLE credentials (
+                owner TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL, key_id TEXT NOT NULL,
+                sealed BYTEA NOT NULL, version BIGINT NOT NULL, connected BOOLEAN NOT NULL, updated_at TEXT NOT NULL,
+                PRIMARY KEY (owner, target))
+            """,
+            """
+            CREATE TABLE exchanges (
+                position BIGSERIAL PRIMARY KEY, time TEXT NOT NULL, principal TEXT, target TEXT, result TEXT NOT NULL)
+            """,
+            """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, agent TEXT NOT NULL, host TEXT, cwd TEXT,
+                started_at TEXT NOT NULL, last_seen_at TEXT NOT NULL, ended_at TEXT, exit_code BIGINT)
+            """,
+            "CREATE INDEX sessions_by_start ON sessions(started_at)",
+            """
+            CREATE TABLE events (
+                id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq BIGINT NOT NULL, owner TEXT NOT NULL,
+                received_at TEXT NOT NULL, json TEXT NOT NULL)
+            """,
+            "CREATE INDEX events_by_session ON events(session_id, seq)",
+        ]),
+    ]
+
+    /// Replicas starting together serialise on an advisory lock, so each migration runs once.
+    public func migrate() async throws {
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(7206589)", logger: logger)
+                try await connection.query("""
+                    CREATE TABLE IF NOT EXISTS kontext_schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)
+                    """, logger: logger)
+                var applied = Set<Int>()
+                for try await version in try await connection.query("SELECT version FROM kontext_schema_migrations",
+                                                                    logger: logger).decode(Int.self) {
+                    applied.insert(version)
+                }
+                for migration in Self.migrations where !applied.contains(migration.version) {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    let now = Date().formatted(.iso8601)
+                    try await connection.query("INSERT INTO kontext_schema_migrations (version, applied_at) VALUES (\(migration.version), \(now))",
+                                               logger: logger)
+                }
+            }
+        } catch {
+            throw failure("migrate the schema", error)
+        }
+    }
+
+    // MARK: Vault
+
+    private typealias CredentialRow = (String, String, String, String, Data, Int, Bool, String)
+
+    private static func credential(_ row: CredentialRow) -> StoredCredential {
+        StoredCredential(owner: row.0, target: row.1, kind: StoredCredential.Kind(rawValue: row.2) ?? .staticKey,
+                         sealed: SealedSecret(keyID: row.3, bytes: Array(row.4)), version: Int64(row.5),
+                         connected: row.6, updatedAt: row.7)
+    }
+
+    private func fetchCredentials(_ query: PostgresQuery) async throws -> [StoredCredential] {
+        var result: [StoredCredential] = []
+        do {
+            for try await row in try await client.query(query, logger: logger)
+                .decode((String, String, String, String, Data, Int, Bool, String).self) {
+                result.append(Self.credential(row))
+            }
+        } catch {
+            throw failure("read credentials", error)
+        }
+        return result
+    }
+
+    /// Runs a statement and counts the rows it returned (`RETURNING 1` counts changed rows).
+    private func count(_ what: String, _ query: PostgresQuery) async throws -> Int {
+        do {
+            var rows = 0
+            for try await _ in try await client.query(query, logger: logger) { rows += 1 }
+            return rows
+        } catch {
+            throw failure(what, error)
+        }
+    }
+
+    public func putCredential(_ c: StoredCredential) async throws {
+        _ = try await count("store a credential", """
+            INSERT INTO credentials (owner, target, kind, key_id, sealed, version, connected, updated_at)
+            VALUES (\(c.owner), \(c.target), \(c.kind.rawValue), \(c.sealed.keyID), \(Data(c.sealed.bytes)), 1, \(c.connected), \(c.updatedAt))
+            ON CONFLICT (owner, target) DO UPDATE SET kind = excluded.kind, key_id = excluded.key_id,
+                sealed = excluded.sealed, version = credentials.version + 1, connected = excluded.connected,
+                updated_at = excluded.updated_at
+            """)
+    }
+
+    public func credential(owner: String, target: String) async throws -> StoredCredential? {
+        try await fetchCredentials("""
+            SELECT owner, target, kind, key_id, sealed, version, connected, updated_at FROM credentials
+            WHERE owner = \(owner) AND target = \(target)
+            """).first
+    }
+
+    public func credentials() async throws -> [StoredCredential] {
+        try await fetchCredentials("""
+            SELECT owner, target, kind, key_id, sealed, version, connected, updated_at FROM credentials ORDER BY owner, target
+            """)
+    }
+
+    public func removeCredential(owner: String, target: String) async throws -> Bool {
+        try await count("remove a credential",
+                        "DELETE FROM credentials WHERE owner = \(owner) AND target = \(target) RETURNING 1") > 0
+    }
+
+    public func replaceCredential(_ c: StoredCredential, expectedVersion: Int64) async throws -> Bool {
+        try await count("update a credential", """
+            UPDATE credentials SET kind = \(c.kind.rawValue), key_id = \(c.sealed.keyID), sealed = \(Data(c.sealed.bytes)),
+                version = version + 1, connected = \(c.connected), updated_at = \(c.updatedAt)
+            WHERE owner = \(c.owner) AND target = \(c.target) AND version = \(Int(expectedVersion)) RETURNING 1
+            """) > 0
+    }
+
+    // MARK: Exchange log
+
+    public func recordExchange(_ entry: ExchangeLogEntry) async throws {
+        _ = try await count("record an exchange", """
+            INSERT INTO exchanges (time, principal, target, result) VALUES (\(entry.time), \(entry.principal), \(entry.target), \(entry.result))
+            """)
+    }
+
+    public func exchangeLog(limit: Int) async throws -> [ExchangeLogEntry] {
+        var result: [ExchangeLogEntry] = []
+        do {
+            for try await (time, principal, target, outcome) in try await client.query("""
+                SELECT time, principal, target, result FROM exchanges ORDER BY position DESC LIMIT \(limit)
+                """, logger: logger).decode((String, String?, String?, String).self) {
+                result.append(ExchangeLogEntry(time: time, principal: principal, target: target, result: outcome))
+            }
+        } catch {
+            throw failure("read the exchange log", error)
+        }
+        return result
+    }
+
+    // MARK: Audit
+
+    /// One statement per batch; `ON CONFLICT DO NOTHING` makes a replica that inserts the same
+    /// ids concurrently wait for the other's commit and then skip them.
+    public func ingest(_ events: [IngestedEvent], owner: String, receivedAt: String) async throws -> (accepted: Int, duplicates: Int) {
+        if events.isEmpty { return (0, 0) }
+        let ids = events.map(\.id), sessions = events.map(\.sessionID), seqs = events.map(\.seq), texts = events.map(\.json)
+        let accepted = try await count("store audit events", """
+            INSERT INTO events (id, session_id, seq, owner, received_at, json)
+            SELECT e.id, e.session_id, e.seq, \(owner), \(receivedAt), e.json
+            FROM unnest(\(ids)::text[], \(sessions)::text[], \(seqs)::bigint[], \(texts)::text[]) AS e(id, session_id, seq, json)
+            ON CONFLICT (id) DO NOTHING RETURNING 1
+            """)
+        return (accepted, events.count - accepted)
+    }
+
+    public func createSession(_ s: BrokerSession) async throws -> Bool {
+        try await count("create a session", """
+            INSERT INTO sessions (id, owner, agent, host, cwd, started_at, last_seen_at)
+            VALUES (\(s.id), \(s.owner), \(s.agent), \(s.host), \(s.cwd), \(s.startedAt), \(s.lastSeenAt))
+            ON CONFLICT (id) DO NOTHING RETURNING 1
+            """) > 0
+    }
+
+    public func touchSession(id: String, owner: String?, at time: String) async throws -> Bool {
+        try await count("update a session", """
+            UPDATE sessions SET last_seen_at = \(time) WHERE id = \(id) AND (\(owner)::text IS NULL OR owner = \(owner)) RETURNING 1
+            """) > 0
+    }
+
+    public func endSession(id: String, owner: String?, endedAt: String, exitCode: Int?, at time: String) async throws -> Bool {
+        try await count("end a session", """
+            UPDATE sessions SET ended_at = \(endedAt), exit_code = \(exitCode), last_seen_at = \(time)
+            WHERE id = \(id) AND (\(owner)::text IS NULL OR owner = \(owner)) RETURNING 1
+            """) > 0
+    }
+
+    public func events(sessionID: String, owner: String?, after: Int, limit: Int) async throws -> [String] {
+        var result: [String] = []
+        do {
+            for try await text in try await client.query("""
+                SELECT json FROM events WHERE session_id = \(sessionID) AND seq > \(after)
+                AND (\(owner)::text IS NULL OR owner = \(owner)) ORDER BY seq, id LIMIT \(limit)
+                """, logger: logger).decode(String.self) {
+                result.append(text)
+            }
+        } catch {
+            throw failure("read audit events", error)
+        }
+        return result
+    }
+
+    public func sessions(owner: String?, limit: Int) async throws -> [BrokerSession] {
+        var result: [BrokerSession] = []
+        do {
+            for try await row in try await client.query("""
+                SELECT id, owner, agent, host, cwd, started_at, last_seen_at, ended_at, exit_code FROM sessions
+                WHERE (\(owner)::text IS NULL OR owner = \(owner)) ORDER BY started_at DESC, id LIMIT \(limit)
+                """, logger: logger).decode((String, String, String, String?, String?, String, String, String?, Int?).self) {
+                result.append(BrokerSession(id: row.0, owner: row.1, agent: row.2, host: row.3, cwd: row.4, startedAt: row.5,
+                                            lastSeenAt: row.6, endedAt: row.7, exitCode: row.8))
+            }
+        } catch {
+            throw failure("read sessions", error)
+        }
+        return result
+    }
+
+    public func close() async {
+        runner.cancel()
+        await runner.value
+    }
+}

@@ -1,0 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GRDB
+import KontextCore
+
+/// The default store: one SQLite file (WAL), created 0600. One broker process per file;
+/// several replicas need PostgreSQL.
+public final class SQLiteBrokerStore: BrokerStore {
+    public let path: String
+    private let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw KontextError.usage("cannot open the broker database \(path): \(String(cString: strerror(errno)))")
+        }
+        fchmod(fd, 0o600)
+        Glibc.close(fd)
+        var configuration = Configuration()
+        configuration.label = "kontext-broker"
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw KontextError.usage("cannot open the broker database \(path): \(error)")
+        }
+    }
+
+    public func migrate() async throws {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: vault, exchange log, audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE credentials (
+                    owner TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    key_id TEXT NOT NULL,
+                    sealed BLOB NOT NULL,
+                    version INTEGER NOT NULL,
+                    connected INTEGER NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    PRIMARY KEY (owner, target)
+                );
+                CREATE TABLE exchanges (
+                    position INTEGER PRIMARY KEY,
+                    time TEXT NOT NULL,
+                    principal TEXT,
+                    target TEXT,
+                    result TEXT NOT NULL
+                );
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    owner TEXT NOT NULL,
+                    agent TEXT NOT NULL,
+                    host TEXT,
+                    cwd TEXT,
+                    started_at TEXT NOT NULL,
+                    last_seen_at TEXT NOT NULL,
+                    ended_at TEXT,
+                    exit_code INTEGER
+                );
+                CREATE INDEX sessions_by_start ON sessions(started_at);
+                CREATE TABLE events (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    session_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    owner TEXT NOT NULL,
+                    received_at TEXT NOT NULL,
+                    json TEXT NOT NULL
+                );
+                CREATE INDEX events_by_session ON events(session_id, seq);
+                """)
+        }
+        do {
+            try migrator.migrate(pool)
+        } catch {
+            throw KontextError.usage("cannot migrate the broker database \(path): \(error)")
+        }
+    }
+
+    // MARK: Vault
+
+    private static func credential(_ row: Row) -> StoredCredential {
+        StoredCredential(owner: row["owner"], target: row["target"],
+                         kind: StoredCredential.Kind(rawValue: row["kind"]) ?? .staticKey,
+                         sealed: SealedSecret(keyID: row["key_id"], bytes: Array(row["sealed"] as Data)),
+                         version: row["version"], connected: row["connected"], updatedAt: row["updated_at"])
+    }
+
+    public func putCredential(_ c: StoredCredential) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO credentials (owner, target, kind, key_id, sealed, version, connected, updated_at)
+                VALUES (?, ?, ?, ?, ?, 1, ?, ?)
+                ON CONFLICT (owner, target) DO UPDATE SET kind = excluded.kind, key_id = excluded.key_id,
+                    sealed = excluded.sealed, version = credentials.version + 1, connected = excluded.connected,
+                    updated_at = excluded.updated_at
+                """, arguments: [c.owner, c.target, c.kind.rawValue, c.sealed.keyID, Data(c.sealed.bytes), c.connected, c.updatedAt])
+        }
+    }
+
+    public func credential(owner: String, target: String) async throws -> StoredCredential? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE owner = ? AND target = ?", arguments: [owner, target])
+                .map(Self.credential)
+        }
+    }
+
+    public func credentials() async throws -> [StoredCredential] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY owner, target").map(Self.credential)
+        }
+    }
+
+    public func removeCredential(owner: String, target: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM credentials WHERE owner = ? AND target = ?", arguments: [owner, target])
+            return db.changesCount > 0
+        }
+    }
+
+    public func replaceCredential(_ c: StoredCredential, expectedVersion: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE credentials SET kind = ?, key_id = ?, sealed = ?, version = version + 1, connected = ?, updated_at = ?
+                WHERE owner = ? AND target = ? AND version = ?
+                """, arguments: [c.kind.rawValue, c.sealed.keyID, Data(c.sealed.bytes), c.connected, c.updatedAt,
+                                 c.owner, c.target, expectedVersion])
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: Exchange log
+
+    public func recordExchange(_ entry: ExchangeLogEntry) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO exchanges (time, principal, target, result) VALUES (?, ?, ?, ?)",
+                           arguments: [entry.time, entry.principal, entry.target, entry.result])
+        }
+    }
+
+    public func exchangeLog(limit: Int) async throws -> [ExchangeLogEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM exchanges ORDER BY position DESC LIMIT ?", arguments: [limit]).map {
+                ExchangeLogEntry(time: $0["time"], principal: $0["principal"], target: $0["target"], result: $0["result"])
+            }
+        }
+    }
+
+    // MARK: Audit
+
+    public func ingest(_ events: [IngestedEvent], owner: String, receivedAt: String) async throws -> (accepted: Int, duplicates: Int) {
+        try await pool.write { db in
+            var accepted = 0
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO events (id, session_id, seq, owner, received_at, json) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO NOTHING
+                """)
+            for event in events {
+                try statement.execute(arguments: [event.id, event.sessionID, event.seq, owner, receivedAt, event.json])
+                accepted += db.changesCount
+            }
+            return (accepted, events.count - accepted)
+        }
+    }
+
+    public func createSession(_ s: BrokerSession) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO sessions (id, owner, agent, host, cwd, started_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO NOTHING
+                """, arguments: [s.id, s.owner, s.agent, s.host, s.cwd, s.startedAt, s.lastSeenAt])
+            return db.changesCount > 0
+        }
+    }
+
+    public func touchSession(id: String, owner: String?, at time: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND (? IS NULL OR owner = ?)",
+                           arguments: [time, id, owner, owner])
+            return db.changesCount > 0
+        }
+    }
+
+    public func endSession(id: String, owner: String?, endedAt: String, exitCode: Int?, at time: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE sessions SET ended_at = ?, exit_code = ?, last_seen_at = ? WHERE id = ? AND (? IS NULL OR owner = ?)
+                """, arguments: [endedAt, exitCode, time, id, owner, owner])
+            return db.changesCount > 0
+        }
+    }
+
+    public func events(sessionID: String, owner: String?, after: Int, limit: Int) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT json FROM events WHERE session_id = ? AND seq > ? AND (? IS NULL OR owner = ?)
+                ORDER BY seq, id LIMIT ?
+                """, arguments: [sessionID, after, owner, owner, limit])
+        }
+    }
+
+    public func sessions(owner: String?, limit: Int) async throws -> [BrokerSession] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM sessions WHERE (? IS NULL OR owner = ?) ORDER BY started_at DESC, id LIMIT ?
+                """, arguments: [owner, owner, limit]).map {
+                BrokerSession(id: $0["id"], owner: $0["owner"], agent: $0["agent"], host: $0["host"], cwd: $0["cwd"],
+                              startedAt: $0["started_at"], lastSeenAt: $0["last_seen_at"], endedAt: $0["ended_at"],
+                              exitCode: $0["exit_code"])
+            }
+        }
+    }
+
+    public func close() async {
+        try? pool.close()
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import KontextBrokerService
+import KontextCore
+import Logging
+
+struct BrokerServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the token exchange endpoint and the audit API until SIGTERM or SIGINT.",
+        discussion: """
+            Listens on HOST:PORT (plain HTTP: put a TLS reverse proxy in front, see README). \
+            Serves POST /oauth2/token (RFC 8693), the audit API under /v1 and GET /healthz. \
+            Prints the base URL on stdout once listening; logs are JSON lines on stderr. Several \
+            replicas may share one PostgreSQL database.
+            """)
+
+    @OptionGroup var location: BrokerLocation
+
+    @Option(help: ArgumentHelp("Address to listen on (default: listen in broker.toml, else \(BrokerServe.defaultListen)); port 0 picks a free one.",
+                               valueName: "host:port"))
+    var listen: String?
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw KontextError.usage("--log-level '\(logLevel)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        let logger = Logger(label: "kontext.broker")
+        let options = BrokerServeOptions(configPath: location.config, listen: listen, database: location.database, logLevel: level)
+        let broker = try await BrokerServe.start(options: options, environment: currentEnvironment(), logger: logger,
+                                                 signals: [.sigterm, .sigint])
+        printOutput("kontext broker: listening on \(broker.baseURL)")
+        try await broker.wait()
+        logger.info("broker stopped")
+    }
+}

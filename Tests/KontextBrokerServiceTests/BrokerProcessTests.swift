@@ -1,0 +1,166 @@
+import Foundation
+import KontextCore
+import KontextTestSupport
+import Testing
+
+/// The real `kontext-cli broker …` processes: admin commands, `serve` with its signals, and
+/// two replicas on one PostgreSQL database.
+@Suite(.serialized) struct BrokerProcessTests {
+    func cli(_ arguments: [String], stdin: String? = nil, environment: [String: String]) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: kontextCLIPath)
+        process.arguments = arguments
+        process.environment = environment
+        return try runProcess(process, stdin: stdin, timeout: 60)
+    }
+
+    @Test func adminCommandsAndServeOnSQLite() async throws {
+        let setup = try await BrokerSetup.make("process-sqlite")
+        let environment = setup.environment
+        let location = ["--config", setup.configPath, "--db", setup.database]
+        let secret = TestSupport.secret("cli-github")
+
+        let added = try cli(["broker", "provider", "add", "github"] + location, stdin: secret + "\n", environment: environment)
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stderr.contains("sealed with vault key 'k1'"))
+        let oauth = try cli(["broker", "provider", "add", "linear", "--oauth", "--principal", "user:alice"] + location,
+                            stdin: TestSupport.secret("cli-refresh"), environment: environment)
+        #expect(oauth.status == 0, "\(oauth.stderr)")
+        let listed = try cli(["broker", "provider", "list"] + location, environment: environment)
+        #expect(listed.status == 0)
+        #expect(listed.stdout.contains("github\t(organisation)\tstatic\tk1\tok"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("linear\tuser:alice\toauth\tk1\tok"), "\(listed.stdout)")
+        #expect(!listed.stdout.contains(TestSupport.secretNonce) && !added.stderr.contains(TestSupport.secretNonce))
+
+        let server = try BrokerProcess(config: setup.configPath, database: setup.database, environment: environment)
+        let answer = try await exchange(server.baseURL, token: try await setup.token(), resource: "github")
+        #expect(answer.body["access_token"]?.stringValue == secret, "\(answer.text)")
+        #expect(try await call("GET", server.baseURL + "/healthz", token: nil).status == 200)
+        let (status, log) = server.stop()
+        #expect(status == 0, "SIGTERM must shut the broker down cleanly: \(log)")
+        // Structured logs: JSON lines, the listening address among them, no secret.
+        let lines = log.split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { (try? JSONValue.parse(String($0)))?["level"] != nil }, "\(log)")
+        #expect(log.contains("broker listening") && log.contains("broker stopped"))
+        #expect(!log.contains(TestSupport.secretNonce))
+
+        let removed = try cli(["broker", "provider", "remove", "github"] + location, environment: environment)
+        #expect(removed.status == 0)
+        let again = try cli(["broker", "provider", "remove", "github"] + location, environment: environment)
+        #expect(again.status == 2)
+        #expect(again.stderr.hasPrefix("kontext: no credential named github"))
+    }
+
+    @Test func badInputIsOneLineAndExitTwo() async throws {
+        let setup = try await BrokerSetup.make("process-bad")
+        var environment = setup.environment
+        let location = ["--config", setup.configPath, "--db", setup.database]
+        let cases: [([String], String)] = [
+            (["broker", "serve", "--listen", "nonsense"] + location, "--listen 'nonsense' is not HOST:PORT"),
+            (["broker", "serve", "--config", setup.directory.appendingPathComponent("missing.toml").path, "--db", setup.database],
+             "cannot read the broker configuration"),
+            (["broker", "serve", "--config", setup.configPath, "--db", "mysql://x"], "is neither sqlite:PATH nor postgres://"),
+            (["broker", "serve", "--log-level", "loud"] + location, "--log-level 'loud'"),
+            (["broker", "provider", "add", "bad name!"] + location, "is not a service name"),
+        ]
+        for (arguments, text) in cases {
+            let result = try cli(arguments, stdin: "", environment: environment)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("kontext: "), "\(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").first?.contains(text) == true, "\(arguments): \(result.stderr)")
+        }
+        let badConfig = setup.directory.appendingPathComponent("bad.toml").path
+        try "[[issuer]]\nissuer = \"https://idp.example\"\naudiences = [\"a\"]\ncolour = \"blue\"\n".write(toFile: badConfig, atomically: true, encoding: .utf8)
+        let unknownKey = try cli(["broker", "serve", "--config", badConfig, "--db", setup.database], environment: environment)
+        #expect(unknownKey.status == 2)
+        #expect(unknownKey.stderr.contains("unknown key \"colour\""), "\(unknownKey.stderr)")
+        environment[BrokerConfigVariable.keys] = nil
+        let noKey = try cli(["broker", "provider", "list"] + location, environment: environment)
+        #expect(noKey.status == 2)
+        #expect(noKey.stderr.contains("no vault key: KONTEXT_BROKER_VAULT_KEYS is not set"), "\(noKey.stderr)")
+    }
+
+    /// Needs scripts/with-postgres (scripts/test runs the suite under it): fails, not skips, without it.
+    @Test func twoReplicasOnOnePostgreSQLShareExchangesAndDeduplicateAudit() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let url = try #require(environment["KONTEXT_TEST_POSTGRES_URL"],
+                               "KONTEXT_TEST_POSTGRES_URL is not set: run the suite through scripts/test (scripts/with-postgres)")
+        let bindir = try #require(environment["KONTEXT_TEST_PG_BINDIR"])
+        // A database of its own for this run.
+        let name = "kontext_test_" + String(UUID().uuidString.prefix(8)).lowercased()
+        let created = try cli([url], environment: environment, executable: bindir + "/psql", extra: ["-c", "CREATE DATABASE \(name)"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let database = url.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
+
+        let setup = try await BrokerSetup.make("process-postgres", database: database)
+        let brokerEnvironment = setup.environment
+        let secret = TestSupport.secret("pg-github")
+        let added = try cli(["broker", "provider", "add", "github", "--config", setup.configPath, "--db", database],
+                            stdin: secret, environment: brokerEnvironment)
+        #expect(added.status == 0, "\(added.stderr)")
+
+        // Two replicas started together: both migrate (one waits for the other's lock).
+        async let startFirst = Task.detached { try BrokerProcess(config: setup.configPath, database: database, environment: brokerEnvironment) }.value
+        async let startSecond = Task.detached { try BrokerProcess(config: setup.configPath, database: database, environment: brokerEnvironment) }.value
+        let replicas = try await [startFirst, startSecond]
+        #expect(replicas[0].baseURL != replicas[1].baseURL)
+
+        let token = try await setup.token()
+        for replica in replicas {
+            let answer = try await exchange(replica.baseURL, token: token, resource: "github")
+            #expect(answer.status == 200, "\(answer.text)")
+            #expect(answer.body["access_token"]?.stringValue == secret)
+        }
+
+        // The same batch to both replicas at once: stored once, the rest counted as duplicates.
+        let events = (1...50).map { auditEvent(id: "pg-e-\($0)", session: "pg-s", seq: $0) }
+        #expect(try await call("POST", replicas[0].baseURL + "/v1/sessions", token: token,
+                               body: #"{"session_id":"pg-s","agent":"claude"}"#).status == 201)
+        #expect(try await call("POST", replicas[1].baseURL + "/v1/sessions", token: token,
+                               body: #"{"session_id":"pg-s","agent":"claude"}"#).status == 200)
+        async let one = call("POST", replicas[0].baseURL + "/v1/audit/events", token: token, body: batch(events))
+        async let two = call("POST", replicas[1].baseURL + "/v1/audit/events", token: token, body: batch(events))
+        let answers = try await [one, two]
+        let accepted = answers.compactMap { if case .number(let n)? = $0.body["accepted"] { Int(n) } else { nil } }
+        let duplicates = answers.compactMap { if case .number(let n)? = $0.body["duplicates"] { Int(n) } else { nil } }
+        #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.map(\.text))")
+        #expect(accepted.reduce(0, +) == 50, "\(answers.map(\.text))")
+        #expect(duplicates.reduce(0, +) == 50, "\(answers.map(\.text))")
+        let third = try await call("POST", replicas[1].baseURL + "/v1/audit/events", token: token, body: batch(events))
+        #expect(third.body == .object([("accepted", .number(0)), ("duplicates", .number(50))]))
+        // Either replica reads everything the other stored.
+        let read = try await call("GET", replicas[1].baseURL + "/v1/audit/events?session_id=pg-s&after=10&limit=5", token: token)
+        guard case .array(let page)? = read.body["events"] else { Issue.record("\(read.text)"); return }
+        #expect(page.compactMap { $0["id"]?.stringValue } == (11...15).map { "pg-e-\($0)" })
+        #expect(try await call("POST", replicas[0].baseURL + "/v1/sessions/pg-s/end", token: token,
+                               body: #"{"exit_code":0}"#).status == 204)
+
+        for replica in replicas {
+            let (status, log) = replica.stop()
+            #expect(status == 0, "\(log)")
+        }
+
+        // The exchange log has both exchanges; no table holds the secret (pg_dump of everything).
+        let dump = try cli([database.replacingOccurrences(of: "?sslmode=disable", with: "")], environment: environment,
+                           executable: bindir + "/pg_dump", extra: ["--data-only", "--inserts"])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        #expect(dump.stdout.contains("INSERT INTO public.credentials"), "the dump must hold the vault rows")
+        #expect(dump.stdout.components(separatedBy: "'issued'").count - 1 == 2)
+        #expect(!dump.stdout.contains(secret), "plaintext secret in pg_dump")
+        #expect(!dump.stdout.contains(TestSupport.secretNonce))
+        _ = try cli([url], environment: environment, executable: bindir + "/psql", extra: ["-c", "DROP DATABASE \(name)"])
+        await setup.idp.stop()
+    }
+
+    func cli(_ leading: [String], environment: [String: String], executable: String, extra: [String]) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = leading + extra
+        process.environment = environment
+        return try runProcess(process, stdin: nil, timeout: 60)
+    }
+}
+
+enum BrokerConfigVariable {
+    static let keys = "KONTEXT_BROKER_VAULT_KEYS"
+}
