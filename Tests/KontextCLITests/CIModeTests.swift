@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import KontextTestSupport
 import Testing
 
@@ -139,6 +142,53 @@ final class ServedBroker: @unchecked Sendable {
             #expect(!output.stderr.contains(f.requestToken))
         }
         expectNothingPersisted(sandbox)
+    }
+
+    /// `start` in a CI job: hooks are audited and shipped to the broker with the job's token,
+    /// attributed to the workload, and nothing stays behind.
+    @Test func aCIJobsSessionIsAuditedAtTheBroker() throws {
+        let f = try fixture("ci-start")
+        let sandbox = Sandbox("ci-start")
+        let runtime = sandbox.root.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        sandbox.write("agent.sh", """
+            for i in 1 2 3; do
+              printf '{"tool_name":"Bash","tool_input":{"command":"make deploy-%s"}}' "$i" | "$KONTEXT_HOOK" hook pre-tool --agent claude >/dev/null || exit 9
+            done
+            printf '%s' "$KONTEXT_SESSION_ID" > session-id
+            """)
+        var job = githubJob(f)
+        job["KONTEXT_AUDIT_URL"] = f.broker.baseURL
+        job["KONTEXT_HOOK"] = TestSupport.kontextPath
+        job["XDG_RUNTIME_DIR"] = runtime.path
+        let result = try sandbox.kontext(["start", "--agent-command", "/bin/sh", "--", "agent.sh"], environment: job)
+        #expect(result.status == 0, "\(result.stderr)")
+        let sessionID = try String(contentsOf: sandbox.workingDirectory.appendingPathComponent("session-id"), encoding: .utf8)
+
+        let token = try f.issuer.text("/mint?audience=kontext")
+        let answer = try getJSON(f.broker.baseURL + "/v1/audit/events?session_id=\(sessionID)", bearer: token)
+        let events = try #require(answer["events"] as? [[String: Any]], "\(answer)")
+        #expect(events.count == 3)
+        #expect(events.compactMap { ($0["tool_input"] as? [String: Any])?["command"] as? String } == (1...3).map { "make deploy-\($0)" })
+        for event in events {
+            #expect((event["actor"] as? [String: Any])?["sub"] as? String == "repo:acme/app:ref:refs/heads/main")
+        }
+        #expect((try FileManager.default.contentsOfDirectory(atPath: runtime.appendingPathComponent("kontext").path)).isEmpty,
+                "the session's directory, audit store included, is gone")
+        expectNothingPersisted(sandbox)
+    }
+
+    func getJSON(_ url: String, bearer: String) throws -> [String: Any] {
+        var request = URLRequest(url: URL(string: url)!)
+        request.setValue("Bearer " + bearer, forHTTPHeaderField: "Authorization")
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var body = Data()
+        URLSession.shared.dataTask(with: request) { data, _, _ in
+            body = data ?? Data()
+            done.signal()
+        }.resume()
+        _ = done.wait(timeout: .now() + 20)
+        return (try JSONSerialization.jsonObject(with: body) as? [String: Any]) ?? [:]
     }
 
     @Test func aTokenFileIsTheJobsIdentityAndAnExpiredOneIsExitThree() throws {
