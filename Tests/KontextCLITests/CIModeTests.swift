@@ -178,6 +178,44 @@ final class ServedBroker: @unchecked Sendable {
         expectNothingPersisted(sandbox)
     }
 
+    /// Each platform's way of handing the job its token, and which wins when several are set.
+    @Test func everyPlatformIsDetectedInOrder() throws {
+        let f = try fixture("ci-detect")
+        let sandbox = Sandbox("ci-detect")
+        let token = try f.issuer.text("/mint?audience=kontext")
+        let file = f.scratch.appendingPathComponent("token")
+        try token.write(to: file, atomically: true, encoding: .utf8)
+        // A stand-in buildkite-agent that prints the token it is asked for.
+        let bin = f.scratch.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let agent = bin.appendingPathComponent("buildkite-agent")
+        try """
+            #!/bin/sh
+            [ "$1 $2 $3 $4" = "oidc request-token --audience kontext" ] || exit 1
+            cat '\(file.path)'
+            """.write(to: agent, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: agent.path)
+        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let cases: [([String: String], [String], String)] = [
+            (["KONTEXT_ID_TOKEN": token], [], "KONTEXT_ID_TOKEN"),
+            (["GITLAB_CI": "true", "KONTEXT_ID_TOKEN_VARIABLE": "GL_KONTEXT_TOKEN", "GL_KONTEXT_TOKEN": token], [], "gitlab"),
+            (["CIRCLE_OIDC_TOKEN_V2": token], [], "circleci"),
+            (["BUILDKITE": "true", "BUILDKITE_AGENT_ACCESS_TOKEN": "x", "PATH": path], [], "buildkite"),
+            (githubJob(f), [], "github-actions"),
+            // The explicit ones win: the flag, then KONTEXT_ID_TOKEN.
+            (githubJob(f).merging(["KONTEXT_ID_TOKEN": token, "CIRCLE_OIDC_TOKEN_V2": token]) { $1 }, [], "KONTEXT_ID_TOKEN"),
+            (githubJob(f).merging(["KONTEXT_ID_TOKEN": token]) { $1 }, ["--id-token-file", file.path], "id-token-file"),
+        ]
+        for (environment, arguments, platform) in cases {
+            let whoami = try sandbox.kontext(["whoami"] + arguments, environment: environment)
+            #expect(whoami.status == 0, "\(platform): \(whoami.stderr)")
+            #expect(whoami.stdout.contains("platform: \(platform)\n"), "\(environment.keys.sorted()): \(whoami.stdout)")
+            #expect(whoami.stdout.contains("  repository: acme/app"))
+            #expect(!whoami.stdout.contains(token))
+        }
+        expectNothingPersisted(sandbox)
+    }
+
     func getJSON(_ url: String, bearer: String) throws -> [String: Any] {
         var request = URLRequest(url: URL(string: url)!)
         request.setValue("Bearer " + bearer, forHTTPHeaderField: "Authorization")
