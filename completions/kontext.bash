@@ -173,13 +173,13 @@ _kontext() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    start|run|env|hook|provider|audit|doctor|help)
+    start|run|env|hook|provider|audit|doctor|broker|help)
         # Offer subcommand argument completions
         "_kontext_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'start run env hook provider audit doctor help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'start run env hook provider audit doctor broker help' -- "${cur}"))
         ;;
     esac
 }
@@ -406,6 +406,154 @@ _kontext_doctor() {
         ;;
     '--env-file')
         __kontext_add_completions -f
+        return
+        ;;
+    esac
+}
+
+_kontext_broker() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    serve|provider)
+        # Offer subcommand argument completions
+        "_kontext_broker_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'serve provider' -- "${cur}"))
+        ;;
+    esac
+}
+
+_kontext_broker_serve() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--config --db --listen --log-level)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--config')
+        return
+        ;;
+    '--db')
+        return
+        ;;
+    '--listen')
+        return
+        ;;
+    '--log-level')
+        return
+        ;;
+    esac
+}
+
+_kontext_broker_provider() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    add|list|remove|rekey)
+        # Offer subcommand argument completions
+        "_kontext_broker_provider_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'add list remove rekey' -- "${cur}"))
+        ;;
+    esac
+}
+
+_kontext_broker_provider_add() {
+    repeating_flags=()
+    non_repeating_flags=(--oauth --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--config --db --principal)
+    __kontext_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--config')
+        return
+        ;;
+    '--db')
+        return
+        ;;
+    '--principal')
+        return
+        ;;
+    esac
+}
+
+_kontext_broker_provider_list() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--config --db)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--config')
+        return
+        ;;
+    '--db')
+        return
+        ;;
+    esac
+}
+
+_kontext_broker_provider_remove() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--config --db --principal)
+    __kontext_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--config')
+        return
+        ;;
+    '--db')
+        return
+        ;;
+    '--principal')
+        return
+        ;;
+    esac
+}
+
+_kontext_broker_provider_rekey() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--config --db)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--config')
+        return
+        ;;
+    '--db')
         return
         ;;
     esac
