@@ -36,8 +36,13 @@ public final class RunningBroker: Sendable {
 
     /// Returns after a graceful shutdown (signal or `stop`), with the store closed.
     public func wait() async throws {
-        defer { Task { await store.close() } }
-        try await server.wait()
+        do {
+            try await server.wait()
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
     }
 
     public func stop() async {
