@@ -389,7 +389,7 @@ _kontext_audit() {
 
 _kontext_audit_sessions() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--remote --version -h --help)
     repeating_options=()
     non_repeating_options=(--limit)
     __kontext_offer_flags_options 0
@@ -419,7 +419,7 @@ _kontext_audit_tail() {
 
 _kontext_audit_show() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--remote --version -h --help)
     repeating_options=()
     non_repeating_options=()
     __kontext_offer_flags_options 1

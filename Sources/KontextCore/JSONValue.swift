@@ -31,6 +31,11 @@ public enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
     public var objectValue: [(String, JSONValue)]? {
         if case .object(let members) = self { return members }
         return nil

@@ -42,3 +42,40 @@ public enum AuditUpload {
         }
     }
 }
+
+/// `kontext audit … --remote`: the audit backend's query API, read with the run's identity.
+public enum RemoteAudit {
+    public static func get(_ pathAndQuery: String, settings: [String: String]) async throws -> JSONValue {
+        guard let base = settings["KONTEXT_AUDIT_URL"].flatMap({ $0.isEmpty ? nil : $0 }) else {
+            throw KontextError.usage("--remote needs KONTEXT_AUDIT_URL, the audit backend's base URL")
+        }
+        let identity = try await RunIdentity.establish(settings: settings)
+        guard let bearer = identity.bearer else {
+            throw KontextError.usage("--remote needs a login (remote mode) or a CI job's identity",
+                                     hint: "set KONTEXT_ISSUER_URL and run `kontext login`")
+        }
+        var url = base
+        while url.hasSuffix("/") { url.removeLast() }
+        url += pathAndQuery
+        let http = HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"])
+        func fetch(_ token: String) async -> Result<HTTPResponse, HTTPTransportError> {
+            await http.perform(HTTPRequest(url: url, headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")]))
+        }
+        let token = try await bearer.current()
+        var answer = await fetch(token)
+        if case .success(let response) = answer, response.status == 401 {
+            answer = await fetch(try await bearer.renew(token))
+        }
+        switch answer {
+        case .failure(let error):
+            throw KontextError.usage("cannot reach the audit backend at \(base): \(error.reason)")
+        case .success(let response):
+            guard response.status == 200, let document = try? JSONValue.parse(response.body) else {
+                let reason = (try? JSONValue.parse(response.body))?["error_description"]?.stringValue ?? "HTTP \(response.status)"
+                throw KontextError(response.status == 401 ? .authentication : .usage,
+                                   "the audit backend refused \(pathAndQuery): \(reason)")
+            }
+            return document
+        }
+    }
+}

@@ -175,6 +175,14 @@ final class ServedBroker: @unchecked Sendable {
         }
         #expect((try FileManager.default.contentsOfDirectory(atPath: runtime.appendingPathComponent("kontext").path)).isEmpty,
                 "the session's directory, audit store included, is gone")
+
+        // `kontext audit … --remote` reads the same through the broker's query API.
+        let sessions = try sandbox.kontext(["audit", "sessions", "--remote"], environment: job)
+        #expect(sessions.status == 0, "\(sessions.stderr)")
+        #expect(sessions.stdout.contains(String(sessionID.prefix(12))) && sessions.stdout.contains("ci:acme/app"), "\(sessions.stdout)")
+        let shown = try sandbox.kontext(["audit", "show", sessionID, "--remote"], environment: job)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.split(separator: "\n").filter { $0.contains("pre-tool  Bash") }.count == 3, "\(shown.stdout)")
         expectNothingPersisted(sandbox)
     }
 

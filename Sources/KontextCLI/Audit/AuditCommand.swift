@@ -4,6 +4,7 @@ import Glibc
 #endif
 import KontextAudit
 import KontextCore
+import KontextHTTP
 import KontextRun
 
 struct AuditCommand: ParsableCommand {
@@ -16,13 +17,34 @@ struct AuditCommand: ParsableCommand {
         try AuditStore(environment: Configuration.settings(environment: currentEnvironment()))
     }
 
-    struct Sessions: ParsableCommand {
+    struct Sessions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sessions, newest first.")
 
         @Option(name: .long, help: "Show at most this many.")
         var limit: Int = 50
 
-        func run() throws {
+        @Flag(name: .long, help: "Read the audit backend (KONTEXT_AUDIT_URL) instead of the local store.")
+        var remote = false
+
+        func run() async throws {
+            if remote {
+                let settings = try Configuration.settings(environment: currentEnvironment())
+                let answer = try await RemoteAudit.get("/v1/sessions?limit=\(limit)", settings: settings)
+                var rows = [["SESSION", "STARTED", "AGENT", "EXIT", "OWNER"]]
+                for session in answer["sessions"]?.arrayValue ?? [] {
+                    func field(_ name: String) -> String {
+                        switch session[name] {
+                        case .string(let text)?: text
+                        case .number(let number)?: String(Int(number))
+                        default: "-"
+                        }
+                    }
+                    rows.append([String(field("session_id").prefix(12)), field("started_at"), field("agent"),
+                                 session["ended_at"]?.stringValue == nil ? "running" : field("exit_code"), field("owner")])
+                }
+                printOutput(formatTable(rows))
+                return
+            }
             let store = try AuditCommand.openStore()
             let sessions = try store.sessions(limit: limit)
             guard !sessions.isEmpty else {
@@ -72,13 +94,35 @@ struct AuditCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one session and its events (ID or a unique prefix).")
 
-        @Argument(help: ArgumentHelp("Session id or prefix.", valueName: "id"))
+        @Argument(help: ArgumentHelp("Session id or prefix (the whole id with --remote).", valueName: "id"))
         var id: String
 
-        func run() throws {
+        @Flag(name: .long, help: "Read the audit backend (KONTEXT_AUDIT_URL) instead of the local store.")
+        var remote = false
+
+        func run() async throws {
+            if remote {
+                let settings = try Configuration.settings(environment: currentEnvironment())
+                var after = 0
+                var shown = 0
+                while true {
+                    let answer = try await RemoteAudit.get("/v1/audit/events?session_id=\(formEncode(id))&after=\(after)&limit=1000",
+                                                           settings: settings)
+                    let page = answer["events"]?.arrayValue ?? []
+                    for item in page {
+                        guard let event = try? AuditEvent(jsonText: item.serialized) else { continue }
+                        printOutput(summary(event))
+                        after = max(after, event.seq)
+                        shown += 1
+                    }
+                    if page.count < 1000 { break }
+                }
+                if shown == 0 { printError("kontext: the audit backend has no events for session \(id)") }
+                return
+            }
             let store = try AuditCommand.openStore()
             let session = try store.resolveSession(id)
             printOutput("""
