@@ -156,6 +156,18 @@ public final class PostgresBrokerStore: BrokerStore {
             """).first
     }
 
+    public func firstCredential(_ candidates: [(owner: String, target: String)]) async throws -> StoredCredential? {
+        let owners = candidates.map(\.owner), targets = candidates.map(\.target)
+        let rows = try await fetchCredentials("""
+            SELECT owner, target, kind, key_id, sealed, version, connected, updated_at FROM credentials
+            WHERE (owner, target) IN (SELECT * FROM unnest(\(owners)::text[], \(targets)::text[]))
+            """)
+        for candidate in candidates {
+            if let row = rows.first(where: { $0.owner == candidate.owner && $0.target == candidate.target }) { return row }
+        }
+        return nil
+    }
+
     public func credentials() async throws -> [StoredCredential] {
         try await fetchCredentials("""
             SELECT owner, target, kind, key_id, sealed, version, connected, updated_at FROM credentials ORDER BY owner, target
