@@ -11,6 +11,9 @@ public final class PostgresBrokerStore: BrokerStore {
     private let runner: Task<Void, Never>
     private let logger: Logger
     private let label: String
+    /// For the reachability check before the pool is used: the pool itself waits for a
+    /// connection indefinitely, so an unreachable server would hang the command.
+    private let probe: PostgresConnection.Configuration
 
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]`.
     /// The password may instead come from `PGPASSWORD`, which keeps it out of argv.
@@ -24,12 +27,17 @@ public final class PostgresBrokerStore: BrokerStore {
         while database.hasPrefix("/") { database.removeFirst() }
         let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresClient.Configuration.TLS
+        let probeTLS: PostgresConnection.Configuration.TLS
         switch mode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
+        case "disable": (tls, probeTLS) = (.disable, .disable)
+        case "prefer": (tls, probeTLS) = (.prefer(.makeClientConfiguration()), .prefer(try NIOSSLContext(configuration: .makeClientConfiguration())))
+        case "require", "verify-full": (tls, probeTLS) = (.require(.makeClientConfiguration()), .require(try NIOSSLContext(configuration: .makeClientConfiguration())))
         default: throw KontextError.usage("--db: sslmode '\(mode)' is not one of disable, prefer, require, verify-full")
         }
+        var probe = PostgresConnection.Configuration(host: host, port: components.port ?? 5432, username: user, password: password,
+                                                     database: database.isEmpty ? nil : database, tls: probeTLS)
+        probe.options.connectTimeout = .seconds(10)
+        self.probe = probe
         var configuration = PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user,
                                                          password: password, database: database.isEmpty ? nil : database,
                                                          tls: tls)
@@ -46,7 +54,7 @@ public final class PostgresBrokerStore: BrokerStore {
 
     private func failure(_ what: String, _ error: any Error) -> KontextError {
         let reason = (error as? PSQLError).map { psql in
-            psql.serverInfo?[.message].map { "\($0)" } ?? "\(psql.code)"
+            psql.serverInfo?[.message].map { "\($0)" } ?? psql.underlying.map { "\(psql.code): \($0)" } ?? "\(psql.code)"
         } ?? "\(error)"
         return KontextError(.usage, "PostgreSQL \(label): cannot \(what): \(reason)")
     }
@@ -80,6 +88,12 @@ public final class PostgresBrokerStore: BrokerStore {
 
     /// Replicas starting together serialise on an advisory lock, so each migration runs once.
     public func migrate() async throws {
+        do {
+            let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            throw failure("connect", error)
+        }
         do {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(7206589)", logger: logger)

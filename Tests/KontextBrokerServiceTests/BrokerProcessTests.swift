@@ -62,6 +62,9 @@ import Testing
             (["broker", "serve", "--config", setup.configPath, "--db", "mysql://x"], "is neither sqlite:PATH nor postgres://"),
             (["broker", "serve", "--log-level", "loud"] + location, "--log-level 'loud'"),
             (["broker", "provider", "add", "bad name!"] + location, "is not a service name"),
+            // Nothing listens on port 1: a prompt error, not a wait for the pool.
+            (["broker", "provider", "list", "--config", setup.configPath, "--db", "postgres://postgres@127.0.0.1:1/x?sslmode=disable"],
+             "PostgreSQL postgres://postgres@127.0.0.1:1/x?sslmode=disable: cannot connect"),
         ]
         for (arguments, text) in cases {
             let result = try cli(arguments, stdin: "", environment: environment)
