@@ -114,13 +114,13 @@ public struct TokenExchangeService: Sendable {
         do {
             let credential = try await exchange(form: form, principal: &principal)
             try await recorder?.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: "issued"))
-            let body: [String: Any] = [
-                "access_token": credential.value,
-                "issued_token_type": TokenTypeURN.accessToken,
-                "token_type": "N_A",
-                "expires_in": min(lifetime, max(credential.expiresIn ?? lifetime, 1)),
-            ]
-            return Answer(status: 200, body: Self.json(body))
+            let body = JSONValue.object([
+                ("access_token", .string(credential.value)),
+                ("expires_in", .number(Double(min(lifetime, max(credential.expiresIn ?? lifetime, 1))))),
+                ("issued_token_type", .string(TokenTypeURN.accessToken)),
+                ("token_type", .string("N_A")),
+            ])
+            return Answer(status: 200, body: Array(body.serialized.utf8))
         } catch {
             var failure = error
             if error.code != "temporarily_unavailable", let recorder {
@@ -130,9 +130,9 @@ public struct TokenExchangeService: Sendable {
                     failure = error
                 }
             }
-            var body: [String: Any] = ["error": failure.code, "error_description": failure.description]
-            for (key, value) in failure.extra { body[key] = value }
-            return Answer(status: failure.status, body: Self.json(body))
+            var members: [(String, JSONValue)] = [("error", .string(failure.code)), ("error_description", .string(failure.description))]
+            for (key, value) in failure.extra.sorted(by: { $0.key < $1.key }) { members.append((key, .string(value))) }
+            return Answer(status: failure.status, body: Array(JSONValue.object(members).serialized.utf8))
         }
     }
 
@@ -169,10 +169,5 @@ public struct TokenExchangeService: Sendable {
             throw OAuthError("invalid_target", missingCredentialHint(placeholder))
         }
         return credential
-    }
-
-    static func json(_ object: [String: Any]) -> [UInt8] {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Array(data)
     }
 }

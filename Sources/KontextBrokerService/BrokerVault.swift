@@ -47,16 +47,9 @@ public struct BrokerVault: CredentialVault {
             throw OAuthError("access_denied", "'\(principal.subject)' is not granted '\(placeholder.target)' on this broker")
         }
         let targets = placeholder.resource == nil ? [placeholder.target] : [placeholder.target, placeholder.service]
-        var found: StoredCredential?
+        let found: StoredCredential?
         do {
-            search: for owner in [principal.subject, ""] {
-                for target in targets {
-                    if let row = try await store.credential(owner: owner, target: target) {
-                        found = row
-                        break search
-                    }
-                }
-            }
+            found = try await store.firstCredential([principal.subject, ""].flatMap { owner in targets.map { (owner, $0) } })
         } catch {
             throw unavailable("the vault cannot be read", error)
         }

@@ -105,6 +105,8 @@ public protocol BrokerStore: Sendable {
 
     func putCredential(_ credential: StoredCredential) async throws
     func credential(owner: String, target: String) async throws -> StoredCredential?
+    /// The first of `candidates` (owner, target) that exists, in one round trip.
+    func firstCredential(_ candidates: [(owner: String, target: String)]) async throws -> StoredCredential?
     func credentials() async throws -> [StoredCredential]
     /// True when a row was removed.
     func removeCredential(owner: String, target: String) async throws -> Bool

@@ -11,6 +11,9 @@ public final class PostgresBrokerStore: BrokerStore {
     private let runner: Task<Void, Never>
     private let logger: Logger
     private let label: String
+    /// For the reachability check before the pool is used: the pool itself waits for a
+    /// connection indefinitely, so an unreachable server would hang the command.
+    private let probe: PostgresConnection.Configuration
 
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]`.
     /// The password may instead come from `PGPASSWORD`, which keeps it out of argv.
@@ -24,12 +27,17 @@ public final class PostgresBrokerStore: BrokerStore {
         while database.hasPrefix("/") { database.removeFirst() }
         let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresClient.Configuration.TLS
+        let probeTLS: PostgresConnection.Configuration.TLS
         switch mode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
+        case "disable": (tls, probeTLS) = (.disable, .disable)
+        case "prefer": (tls, probeTLS) = (.prefer(.makeClientConfiguration()), .prefer(try NIOSSLContext(configuration: .makeClientConfiguration())))
+        case "require", "verify-full": (tls, probeTLS) = (.require(.makeClientConfiguration()), .require(try NIOSSLContext(configuration: .makeClientConfiguration())))
         default: throw KontextError.usage("--db: sslmode '\(mode)' is not one of disable, prefer, require, verify-full")
         }
+        var probe = PostgresConnection.Configuration(host: host, port: components.port ?? 5432, username: user, password: password,
+                                                     database: database.isEmpty ? nil : database, tls: probeTLS)
+        probe.options.connectTimeout = .seconds(10)
+        self.probe = probe
         var configuration = PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user,
                                                          password: password, database: database.isEmpty ? nil : database,
                                                          tls: tls)
@@ -44,9 +52,28 @@ public final class PostgresBrokerStore: BrokerStore {
         runner = Task { await client.run() }
     }
 
+    /// How long one database call may take. The pool waits for a connection indefinitely and a
+    /// server that accepts but never answers would hold a request (or a command) forever.
+    static let deadline: Duration = .seconds(10)
+
+    private func withDeadline<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let label = self.label
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: Self.deadline)
+                throw KontextError(.usage, "PostgreSQL \(label): cannot \(what): no answer within \(Self.deadline)")
+            }
+            // The first to finish wins; leaving the group cancels the other (pool leases are cancellable).
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+    }
+
     private func failure(_ what: String, _ error: any Error) -> KontextError {
         let reason = (error as? PSQLError).map { psql in
-            psql.serverInfo?[.message].map { "\($0)" } ?? "\(psql.code)"
+            psql.serverInfo?[.message].map { "\($0)" } ?? psql.underlying.map { "\(psql.code): \($0)" } ?? "\(psql.code)"
         } ?? "\(error)"
         return KontextError(.usage, "PostgreSQL \(label): cannot \(what): \(reason)")
     }
@@ -81,6 +108,19 @@ public final class PostgresBrokerStore: BrokerStore {
     /// Replicas starting together serialise on an advisory lock, so each migration runs once.
     public func migrate() async throws {
         do {
+            let (probe, logger) = (self.probe, self.logger)
+            try await withDeadline("connect") {
+                let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+                try await connection.close()
+            }
+        } catch let error as KontextError {
+            throw error
+        } catch {
+            throw failure("connect", error)
+        }
+        do {
+            let (client, logger) = (self.client, self.logger)
+            try await withDeadline("migrate the schema") {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(7206589)", logger: logger)
                 try await connection.query("""
@@ -100,6 +140,9 @@ public final class PostgresBrokerStore: BrokerStore {
                                                logger: logger)
                 }
             }
+            }
+        } catch let error as KontextError {
+            throw error
         } catch {
             throw failure("migrate the schema", error)
         }
@@ -116,26 +159,34 @@ public final class PostgresBrokerStore: BrokerStore {
     }
 
     private func fetchCredentials(_ query: PostgresQuery) async throws -> [StoredCredential] {
-        var result: [StoredCredential] = []
-        do {
+        try await rows("read credentials") { client, logger in
+            var result: [StoredCredential] = []
             for try await row in try await client.query(query, logger: logger)
                 .decode((String, String, String, String, Data, Int, Bool, String).self) {
                 result.append(Self.credential(row))
             }
-        } catch {
-            throw failure("read credentials", error)
+            return result
         }
-        return result
+    }
+
+    /// A read under the deadline, its failures worded for a person.
+    private func rows<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
+        let (client, logger) = (self.client, self.logger)
+        do {
+            return try await withDeadline(what) { try await body(client, logger) }
+        } catch let error as KontextError {
+            throw error
+        } catch {
+            throw failure(what, error)
+        }
     }
 
     /// Runs a statement and counts the rows it returned (`RETURNING 1` counts changed rows).
     private func count(_ what: String, _ query: PostgresQuery) async throws -> Int {
-        do {
+        try await rows(what) { client, logger in
             var rows = 0
             for try await _ in try await client.query(query, logger: logger) { rows += 1 }
             return rows
-        } catch {
-            throw failure(what, error)
         }
     }
 
@@ -154,6 +205,18 @@ public final class PostgresBrokerStore: BrokerStore {
             SELECT owner, target, kind, key_id, sealed, version, connected, updated_at FROM credentials
             WHERE owner = \(owner) AND target = \(target)
             """).first
+    }
+
+    public func firstCredential(_ candidates: [(owner: String, target: String)]) async throws -> StoredCredential? {
+        let owners = candidates.map(\.owner), targets = candidates.map(\.target)
+        let rows = try await fetchCredentials("""
+            SELECT owner, target, kind, key_id, sealed, version, connected, updated_at FROM credentials
+            WHERE (owner, target) IN (SELECT * FROM unnest(\(owners)::text[], \(targets)::text[]))
+            """)
+        for candidate in candidates {
+            if let row = rows.first(where: { $0.owner == candidate.owner && $0.target == candidate.target }) { return row }
+        }
+        return nil
     }
 
     public func credentials() async throws -> [StoredCredential] {
@@ -184,17 +247,15 @@ public final class PostgresBrokerStore: BrokerStore {
     }
 
     public func exchangeLog(limit: Int) async throws -> [ExchangeLogEntry] {
-        var result: [ExchangeLogEntry] = []
-        do {
+        try await rows("read the exchange log") { client, logger in
+            var result: [ExchangeLogEntry] = []
             for try await (time, principal, target, outcome) in try await client.query("""
                 SELECT time, principal, target, result FROM exchanges ORDER BY position DESC LIMIT \(limit)
                 """, logger: logger).decode((String, String?, String?, String).self) {
                 result.append(ExchangeLogEntry(time: time, principal: principal, target: target, result: outcome))
             }
-        } catch {
-            throw failure("read the exchange log", error)
+            return result
         }
-        return result
     }
 
     // MARK: Audit
@@ -235,23 +296,21 @@ public final class PostgresBrokerStore: BrokerStore {
     }
 
     public func events(sessionID: String, owner: String?, after: Int, limit: Int) async throws -> [String] {
-        var result: [String] = []
-        do {
+        try await rows("read audit events") { client, logger in
+            var result: [String] = []
             for try await text in try await client.query("""
                 SELECT json FROM events WHERE session_id = \(sessionID) AND seq > \(after)
                 AND (\(owner)::text IS NULL OR owner = \(owner)) ORDER BY seq, id LIMIT \(limit)
                 """, logger: logger).decode(String.self) {
                 result.append(text)
             }
-        } catch {
-            throw failure("read audit events", error)
+            return result
         }
-        return result
     }
 
     public func sessions(owner: String?, limit: Int) async throws -> [BrokerSession] {
-        var result: [BrokerSession] = []
-        do {
+        try await rows("read sessions") { client, logger in
+            var result: [BrokerSession] = []
             for try await row in try await client.query("""
                 SELECT id, owner, agent, host, cwd, started_at, last_seen_at, ended_at, exit_code FROM sessions
                 WHERE (\(owner)::text IS NULL OR owner = \(owner)) ORDER BY started_at DESC, id LIMIT \(limit)
@@ -259,10 +318,8 @@ public final class PostgresBrokerStore: BrokerStore {
                 result.append(BrokerSession(id: row.0, owner: row.1, agent: row.2, host: row.3, cwd: row.4, startedAt: row.5,
                                             lastSeenAt: row.6, endedAt: row.7, exitCode: row.8))
             }
-        } catch {
-            throw failure("read sessions", error)
+            return result
         }
-        return result
     }
 
     public func close() async {

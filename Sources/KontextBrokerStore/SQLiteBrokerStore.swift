@@ -112,6 +112,19 @@ public final class SQLiteBrokerStore: BrokerStore {
         }
     }
 
+    public func firstCredential(_ candidates: [(owner: String, target: String)]) async throws -> StoredCredential? {
+        try await pool.read { db in
+            // Cached: the exchange path runs this for every request.
+            let statement = try db.cachedStatement(sql: "SELECT * FROM credentials WHERE owner = ? AND target = ?")
+            for candidate in candidates {
+                if let row = try Row.fetchOne(statement, arguments: [candidate.owner, candidate.target]) {
+                    return Self.credential(row)
+                }
+            }
+            return nil
+        }
+    }
+
     public func credentials() async throws -> [StoredCredential] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY owner, target").map(Self.credential)
@@ -140,8 +153,8 @@ public final class SQLiteBrokerStore: BrokerStore {
 
     public func recordExchange(_ entry: ExchangeLogEntry) async throws {
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO exchanges (time, principal, target, result) VALUES (?, ?, ?, ?)",
-                           arguments: [entry.time, entry.principal, entry.target, entry.result])
+            try db.cachedStatement(sql: "INSERT INTO exchanges (time, principal, target, result) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [entry.time, entry.principal, entry.target, entry.result])
         }
     }
 

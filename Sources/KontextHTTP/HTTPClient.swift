@@ -222,30 +222,48 @@ public func formEncode(_ text: String) -> String {
     return result
 }
 
-/// Parses an `application/x-www-form-urlencoded` body.
+/// Parses an `application/x-www-form-urlencoded` body. Byte by byte: the broker decodes one
+/// per exchange, and String slicing per `%XX` made this a tenth of an exchange's CPU.
 public func formDecode(_ body: String) -> [String: String] {
     var result: [String: String] = [:]
-    for pair in body.split(separator: "&") {
-        let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-        let key = percentDecode(parts[0])
-        result[key] = parts.count > 1 ? percentDecode(parts[1]) : ""
+    var body = body
+    body.withUTF8 { bytes in
+        for pair in bytes.split(separator: UInt8(ascii: "&")) {
+            if let equals = pair.firstIndex(of: UInt8(ascii: "=")) {
+                result[percentDecode(pair[..<equals])] = percentDecode(pair[(equals + 1)...])
+            } else {
+                result[percentDecode(pair)] = ""
+            }
+        }
     }
     return result
 }
 
-private func percentDecode(_ text: Substring) -> String {
+private func percentDecode(_ text: Slice<UnsafeBufferPointer<UInt8>>) -> String {
+    func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
     var bytes: [UInt8] = []
-    var iterator = Array(text.utf8)[...]
-    while let byte = iterator.popFirst() {
+    bytes.reserveCapacity(text.count)
+    var index = text.startIndex
+    while index < text.endIndex {
+        let byte = text[index]
         if byte == UInt8(ascii: "+") {
             bytes.append(UInt8(ascii: " "))
-        } else if byte == UInt8(ascii: "%"), iterator.count >= 2,
-                  let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16) {
-            bytes.append(value)
-            iterator = iterator.dropFirst(2)
+        } else if byte == UInt8(ascii: "%"), text.endIndex - index >= 3,
+                  let high = hexValue(text[index + 1]), let low = hexValue(text[index + 2]) {
+            bytes.append(high << 4 | low)
+            index += 2
         } else {
+            // A `%` without two hex digits stays as it is, as before.
             bytes.append(byte)
         }
+        index += 1
     }
     return String(decoding: bytes, as: UTF8.self)
 }

@@ -2,6 +2,7 @@ import Foundation
 import KontextAudit
 import KontextBrokerService
 import KontextCore
+import KontextHTTP
 import KontextTestSupport
 import Testing
 
@@ -102,4 +103,10 @@ import Testing
         await broker.stop()
         await setup.idp.stop()
     }
+}
+
+@Test func formBodiesDecodeByteByByte() {
+    #expect(formDecode("a=%41%2b+b&c&d=%zz%4&e=x%3Dy=z&&f=%C3%A9") ==
+            ["a": "A+ b", "c": "", "d": "%zz%4", "e": "x=y=z", "f": "é"])
+    #expect(formDecode("") == [:])
 }

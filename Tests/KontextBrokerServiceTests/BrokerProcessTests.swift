@@ -62,6 +62,9 @@ import Testing
             (["broker", "serve", "--config", setup.configPath, "--db", "mysql://x"], "is neither sqlite:PATH nor postgres://"),
             (["broker", "serve", "--log-level", "loud"] + location, "--log-level 'loud'"),
             (["broker", "provider", "add", "bad name!"] + location, "is not a service name"),
+            // Nothing listens on port 1: a prompt error, not a wait for the pool.
+            (["broker", "provider", "list", "--config", setup.configPath, "--db", "postgres://postgres@127.0.0.1:1/x?sslmode=disable"],
+             "PostgreSQL postgres://postgres@127.0.0.1:1/x?sslmode=disable: cannot connect"),
         ]
         for (arguments, text) in cases {
             let result = try cli(arguments, stdin: "", environment: environment)
@@ -78,6 +81,30 @@ import Testing
         let noKey = try cli(["broker", "provider", "list"] + location, environment: environment)
         #expect(noKey.status == 2)
         #expect(noKey.stderr.contains("no vault key: KONTEXT_BROKER_VAULT_KEYS is not set"), "\(noKey.stderr)")
+    }
+
+    @Test func aDatabaseThatNeverAnswersIsAnErrorNotAHang() async throws {
+        let setup = try await BrokerSetup.make("process-silent-db")
+        // A socket that listens but never accepts: the kernel completes the TCP handshake,
+        // no PostgreSQL ever speaks.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let started = Date()
+        let result = try cli(["broker", "provider", "list", "--config", setup.configPath,
+                              "--db", "postgres://postgres@127.0.0.1:\(port)/x?sslmode=disable"], environment: setup.environment)
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(result.stderr.contains("cannot connect: no answer within 10"), "\(result.stderr)")
+        #expect(Date().timeIntervalSince(started) < 30)
+        await setup.idp.stop()
     }
 
     /// Needs scripts/with-postgres (scripts/test runs the suite under it): fails, not skips, without it.
