@@ -63,7 +63,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving import serve_until_idle, write_port_file  # noqa: E402
+from serving import respond, serve_until_idle, write_port_file  # noqa: E402
 
 SESSION_PATH = re.compile(r"^/v1/sessions/([^/]+)/(heartbeat|end)$")
 
@@ -147,15 +147,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status, obj=None):
         body = json.dumps(obj).encode() if obj is not None else b""
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        if status == 401:
-            self.send_header("WWW-Authenticate", 'Bearer realm="audit"')
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+        respond(self, status, body, headers={"WWW-Authenticate": 'Bearer realm="audit"'} if status == 401 else None)
         if self.st.args.verbose:
             sys.stderr.write("audit_backend: %s %s %d\n" % (self.command, urlsplit(self.path).path, status))
 

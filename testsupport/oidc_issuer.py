@@ -103,7 +103,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving import serve_until_idle, write_port_file  # noqa: E402
+from serving import respond, serve_until_idle, write_port_file  # noqa: E402
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_ALLOWANCE = 0.1
@@ -231,16 +231,7 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write("oidc_issuer: %s %s %d\n" % (self.command, urlsplit(self.path).path, status))
 
     def _send(self, status, body=b"", ctype="application/json", headers=None):
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+        respond(self, status, body, ctype, headers)
         self._trace(status)
 
     def _json(self, status, obj, headers=None):

@@ -41,3 +41,17 @@ def serve_until_idle(httpd, idle_seconds, last_activity, clock=time.monotonic, c
         httpd.server_close()
         if cleanup is not None:
             cleanup()
+
+
+def respond(handler, status, body=b"", ctype="application/json", headers=None):
+    """Writes one whole HTTP answer: status, headers (Content-Type only with a body), body."""
+    handler.send_response(status)
+    if body:
+        handler.send_header("Content-Type", ctype)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("Cache-Control", "no-store")
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    if body:
+        handler.wfile.write(body)

@@ -72,7 +72,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving import serve_until_idle, write_port_file  # noqa: E402
+from serving import respond, serve_until_idle, write_port_file  # noqa: E402
 
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -122,16 +122,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.state
 
     def _send(self, status, body, ctype="application/json", headers=None, outcome=""):
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+        respond(self, status, body, ctype, headers)
         if self.st.args.verbose:
             sys.stderr.write("sts_server: %s %s %d %s\n" % (self.command, urlsplit(self.path).path,
                                                            status, outcome))

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from oidc_issuer import Signer  # noqa: E402
-from serving import serve_until_idle, write_port_file  # noqa: E402
+from serving import respond, serve_until_idle, write_port_file  # noqa: E402
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,12 +40,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status, body, ctype="application/json"):
-        data = body if isinstance(body, bytes) else body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        respond(self, status, body if isinstance(body, bytes) else body.encode(), ctype)
 
     def do_GET(self):
         st = self.server.st
