@@ -36,13 +36,16 @@ public final class PostgresBrokerStore: BrokerStore {
         }
         var probe = PostgresConnection.Configuration(host: host, port: components.port ?? 5432, username: user, password: password,
                                                      database: database.isEmpty ? nil : database, tls: probeTLS)
-        probe.options.connectTimeout = .seconds(10)
+        probe.options.connectTimeout = .seconds(15)  // deadline + 5 s (NIO's TimeAmount)
         self.probe = probe
         var configuration = PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user,
                                                          password: password, database: database.isEmpty ? nil : database,
                                                          tls: tls)
         configuration.options.maximumConnections = 16
         configuration.options.minimumConnections = 2
+        // Connect timeouts (here and the probe's) are longer than `deadline`, so a silent
+        // server is always reported the same way, never by whichever of two timers fires first.
+        configuration.options.connectTimeout = Self.deadline + .seconds(5)
         var logger = Logger(label: "kontext.broker.postgres")
         logger.logLevel = .critical
         self.logger = logger
