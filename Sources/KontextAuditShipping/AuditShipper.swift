@@ -75,6 +75,20 @@ public final class AuditShipper: Sendable {
         return sent
     }
 
+    /// `shipPending` given at most `seconds`; returns the problem that stopped it, if any.
+    public func shipPending(within seconds: Double) async -> String? {
+        let attempt = Task { () -> String? in
+            do { try await self.shipPending(); return nil } catch { return String(describing: error) }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            attempt.cancel()
+        }
+        let problem = await attempt.value
+        timer.cancel()
+        return problem
+    }
+
     /// Best effort: a lost heartbeat only makes the session look idle for a while.
     public func heartbeat(sessionID: String) async {
         try? await post("/v1/sessions/\(formEncode(sessionID))/heartbeat", body: "{}")
@@ -216,16 +230,7 @@ public final class BackgroundShipper: Sendable {
         let loop = task.withLock { $0 }
         loop?.cancel()
         await loop?.value
-        let shipper = self.shipper
-        let flush = Task { () -> String? in
-            do { try await shipper.shipPending(); return nil } catch { return String(describing: error) }
-        }
-        let timer = Task {
-            try? await Task.sleep(for: .seconds(seconds))
-            flush.cancel()
-        }
-        let problem = await flush.value ?? lastProblem.withLock { $0 }
-        timer.cancel()
+        let problem = await shipper.shipPending(within: seconds) ?? lastProblem.withLock { $0 }
         let unsent = shipper.pendingCount()
         return (unsent, unsent == 0 ? nil : problem)
     }

@@ -26,7 +26,9 @@ struct Kontext: AsyncParsableCommand {
             // Audit events an earlier session could not send go out after the next command
             // (SPEC section 7); `start` sends them with its own session's.
             let sendsBacklog = !(command is StartCommand || command is HookCommand)
-            let debug = (try? Configuration.settings(environment: currentEnvironment()))?["KONTEXT_DEBUG"]
+            // Read once for both; a broken config.toml is reported by the command itself.
+            let settings = try? Configuration.settings(environment: currentEnvironment())
+            let debug = settings?["KONTEXT_DEBUG"]
             Diagnostics.enable((command as? any Diagnosable)?.diagnostics.verbose == true || debug == "1" || debug == "true")
             do {
                 if var asyncCommand = command as? any AsyncParsableCommand {
@@ -35,10 +37,10 @@ struct Kontext: AsyncParsableCommand {
                     try command.run()
                 }
             } catch {
-                if sendsBacklog { await sendAuditBacklog() }
+                if sendsBacklog, let settings { await AuditUpload.sendBacklog(settings: settings) }
                 throw error
             }
-            if sendsBacklog { await sendAuditBacklog() }
+            if sendsBacklog, let settings { await AuditUpload.sendBacklog(settings: settings) }
         } catch let error as KontextError {
             printError(error.description)
             exit(withError: ExitCode(error.status.rawValue))
@@ -56,9 +58,4 @@ struct Kontext: AsyncParsableCommand {
             exit(withError: ExitCode(code == .validationFailure ? ExitStatus.usage.rawValue : code.rawValue))
         }
     }
-}
-
-private func sendAuditBacklog() async {
-    guard let settings = try? Configuration.settings(environment: currentEnvironment()) else { return }
-    await AuditUpload.sendBacklog(settings: settings)
 }

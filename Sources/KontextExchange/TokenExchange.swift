@@ -159,12 +159,12 @@ public struct TokenExchanger: Sendable {
                 ? .serverError(status: response.status)
                 : .malformedResponse("HTTP \(response.status) without an OAuth error"))
         }
-        let detail = (object["error_description"] as? String).map(sanitized)
+        let detail = (object["error_description"] as? String).map { sanitized($0) }
         switch code {
         case "invalid_target":
             return .failure(.unknownService(detail: detail))
         case "provider_not_connected":
-            let url = (object["connect_url"] as? String ?? object["error_uri"] as? String).map(sanitized)
+            let url = (object["connect_url"] as? String ?? object["error_uri"] as? String).map { sanitized($0) }
             return .failure(.notConnected(detail: detail, connectURL: url))
         case "invalid_grant", "invalid_token":
             return .failure(.subjectRejected(detail: detail))
@@ -181,8 +181,8 @@ public struct TokenExchanger: Sendable {
 }
 
 /// Server-supplied text is shown to people: one line, printable, bounded.
-func sanitized(_ text: String) -> String {
+public func sanitized(_ text: String, limit: Int = 300) -> String {
     let printable = text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) }
     let line = String(printable).trimmingCharacters(in: .whitespaces)
-    return line.count > 300 ? String(line.prefix(300)) + "…" : line
+    return line.count > limit ? String(line.prefix(limit)) + "…" : line
 }

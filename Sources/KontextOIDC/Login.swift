@@ -115,11 +115,16 @@ public struct Authenticator: Sendable {
     public func currentLogin() async throws -> StoredLogin {
         let stored = try await offloadLoad()
         guard let login = stored else { throw notLoggedIn }
-        if let expiry = login.accessExpiresAt, expiry - now() < Self.refreshMargin {
+        if isDue(login) {
             Diagnostics.log("the access token for \(settings.issuer) expires within \(Int(Self.refreshMargin)) s: renewing it")
             return try await refresh(login)
         }
         return login
+    }
+
+    /// Whether the access token is within `refreshMargin` of its expiry.
+    func isDue(_ login: StoredLogin) -> Bool {
+        login.accessExpiresAt.map { $0 - now() < Self.refreshMargin } ?? false
     }
 
     func offloadLoad() async throws -> StoredLogin? {
@@ -234,7 +239,7 @@ public actor LoginSession {
 
     /// An access token valid for at least `Authenticator.refreshMargin` seconds.
     public func accessToken() async throws -> String {
-        if let expiry = login.accessExpiresAt, expiry - authenticator.now() < Authenticator.refreshMargin {
+        if authenticator.isDue(login) {
             login = try await authenticator.refresh(login)
         }
         return login.accessToken

@@ -6,6 +6,7 @@ import Darwin
 import Crypto
 import Foundation
 import KontextCore
+import KontextExchange
 import KontextHTTP
 import KontextProcess
 import KontextSystem
@@ -86,9 +87,9 @@ public struct AuthorizationCodeLogin: Sendable {
         // An error ends the login whoever sent it (some issuers omit `state` from error
         // redirects); only a code must prove, by its state, that it answers this login.
         if let error = parameters["error"] {
-            let detail = parameters["error_description"].map { ": " + oneLine($0) } ?? ""
+            let detail = parameters["error_description"].map { ": " + sanitized($0) } ?? ""
             throw KontextError(.authentication, error == "access_denied"
-                ? "sign-in was denied\(detail)" : "the issuer refused the sign-in (\(oneLine(error, limit: 60))\(detail))",
+                ? "sign-in was denied\(detail)" : "the issuer refused the sign-in (\(sanitized(error, limit: 60))\(detail))",
                                hint: "run `kontext login` again")
         }
         guard parameters["state"] == state else {
@@ -160,7 +161,7 @@ public struct DeviceLogin: Sendable {
               let deviceCode = document["device_code"]?.stringValue,
               let userCode = document["user_code"]?.stringValue,
               let verification = (document["verification_uri"] ?? document["verification_url"])?.stringValue else {
-            let reason = document?["error"]?.stringValue.map { oneLine($0, limit: 60) } ?? "HTTP \(grant.status)"
+            let reason = document?["error"]?.stringValue.map { sanitized($0, limit: 60) } ?? "HTTP \(grant.status)"
             throw KontextError(.authentication, "the issuer refused to start a device login (\(reason))",
                                hint: "check KONTEXT_CLIENT_ID: the client must be allowed the device flow")
         }

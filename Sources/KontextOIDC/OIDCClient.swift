@@ -1,5 +1,6 @@
 import Foundation
 import KontextCore
+import KontextExchange
 import KontextHTTP
 
 /// Remote mode's settings (SPEC section 3), read from the merged settings.
@@ -139,8 +140,8 @@ public struct OAuthClient: Sendable {
         guard let code = document?["error"]?.stringValue else {
             return .failure(TokenEndpointError(kind: .malformed, detail: "\(endpoint) failed with HTTP \(response.status)"))
         }
-        let detail = document?["error_description"]?.stringValue.map { oneLine($0) } ?? ""
-        return .failure(TokenEndpointError(kind: .oauth(code: oneLine(code, limit: 60)), detail: detail))
+        let detail = document?["error_description"]?.stringValue.map { sanitized($0) } ?? ""
+        return .failure(TokenEndpointError(kind: .oauth(code: sanitized(code, limit: 60)), detail: detail))
     }
 
     /// RFC 7009: asks the issuer to revoke `token`. The issuer answers 200 even for tokens it
@@ -152,10 +153,4 @@ public struct OAuthClient: Sendable {
         case .success(let response): return "\(endpoint) answered HTTP \(response.status)"
         }
     }
-}
-
-/// Server text shown to people: one printable line, bounded.
-func oneLine(_ text: String, limit: Int = 300) -> String {
-    let printable = String(text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
-    return printable.count > limit ? String(printable.prefix(limit)) + "…" : printable
 }

@@ -27,15 +27,7 @@ public enum AuditUpload {
         guard pending > 0 else { return }
         guard let identity = try? await RunIdentity.establish(settings: settings),
               let shipper = shipper(settings: settings, store: store, identity: identity) else { return }
-        let attempt = Task { () -> String? in
-            do { try await shipper.shipPending(); return nil } catch { return String(describing: error) }
-        }
-        let timer = Task {
-            try? await Task.sleep(for: .seconds(seconds))
-            attempt.cancel()
-        }
-        let problem = await attempt.value
-        timer.cancel()
+        let problem = await shipper.shipPending(within: seconds)
         let unsent = shipper.pendingCount()
         if unsent > 0 {
             printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") still unsent to \(url)\(problem.map { " (\($0))" } ?? ""); kontext will try again")

@@ -152,9 +152,7 @@ public enum WorkloadIdentity {
     static func decodePayload(_ token: String) -> [(String, JSONValue)]? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { return nil }
-        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let payload = try? JSONValue.parse(Array(data)) else { return nil }
+        guard let bytes = base64URLDecode(parts[1].utf8), let payload = try? JSONValue.parse(bytes) else { return nil }
         return payload.objectValue
     }
 }

@@ -3,7 +3,6 @@ import KontextAgent
 import KontextAudit
 import KontextCore
 import KontextEnvFile
-import KontextHTTP
 import KontextKeyring
 import KontextPolicy
 import KontextProcess
