@@ -42,7 +42,15 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
-        .target(name: "KontextProcess", dependencies: ["KontextCore"]),
+        // prctl(2) with fixed arguments (Swift cannot call variadic C functions).
+        .target(name: "CKontextProcess"),
+        .target(name: "KontextProcess", dependencies: ["KontextCore", "CKontextProcess"]),
+        // Consent to a project's files (SPEC section 10): the env file and project policy as
+        // read once, with the digest of those bytes, and the user's trust store.
+        .target(name: "KontextConsent", dependencies: [
+            "KontextCore", "KontextEnvFile", "KontextPolicy", "KontextExchange",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Subject tokens from trusted issuers: JWTs checked against the issuer's JWKS.
         .target(name: "KontextTrust", dependencies: [
             "KontextCore", "KontextHTTP", "KontextExchange", "KontextBroker",
@@ -93,7 +101,7 @@ let package = Package(
         .target(name: "KontextRun", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
             "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
-            "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload",
+            "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
@@ -108,7 +116,7 @@ let package = Package(
         .executableTarget(name: "kontext-cli", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
             "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC", "KontextWorkload",
-            "KontextBrokerService", "KontextBrokerStore",
+            "KontextBrokerService", "KontextBrokerStore", "KontextConsent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/KontextCLI"),
 

@@ -37,7 +37,10 @@ public protocol AgentAdapter: Sendable {
     /// Arguments that make the agent use the generated settings file.
     func launchArguments(settingsPath: String) -> [String]
     /// The generated settings file; `command(event)` is the shell command for a hook.
-    func settings(command: (HookEvent) -> String) -> JSONValue
+    /// `environment` holds the variables the hooks depend on (socket, session, mode), pinned
+    /// over anything a project's own agent settings set; with `failClosed` (enforce mode) a
+    /// hook that cannot run blocks the call instead of letting it through.
+    func settings(command: (HookEvent) -> String, environment: [(key: String, value: String)], failClosed: Bool) -> JSONValue
 }
 
 public enum AgentAdapters {

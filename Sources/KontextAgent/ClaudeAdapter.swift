@@ -69,18 +69,31 @@ public struct ClaudeAdapter: AgentAdapter {
         ["--settings", settingsPath]
     }
 
-    public func settings(command: (HookEvent) -> String) -> JSONValue {
+    /// Claude Code merges settings layers, and the `--settings` file outranks the project's
+    /// `.claude/settings.json` and `settings.local.json`: so the keys a repository could use to
+    /// switch kontext's hooks off (`disableAllHooks`, `allowManagedHooksOnly`) or to point
+    /// them elsewhere (`env`) are pinned here. Hooks from other layers still run beside ours;
+    /// they cannot remove them. `onFailure: "block"` makes a hook that fails to run (the
+    /// front missing, a crash) block the call, as enforce mode must.
+    public func settings(command: (HookEvent) -> String, environment: [(key: String, value: String)], failClosed: Bool) -> JSONValue {
         var hooks: [(String, JSONValue)] = []
         for event in HookEvent.allCases {
             var entry: [(String, JSONValue)] = []
             if event == .preTool || event == .postTool { entry.append(("matcher", .string("*"))) }
-            entry.append(("hooks", .array([.object([
+            var hook: [(String, JSONValue)] = [
                 ("type", .string("command")),
                 ("command", .string(command(event))),
                 ("timeout", .number(30)),
-            ])])))
+            ]
+            if failClosed { hook.append(("onFailure", .string("block"))) }
+            entry.append(("hooks", .array([.object(hook)])))
             hooks.append((Self.hookEventName(event), .array([.object(entry)])))
         }
-        return .object([("hooks", .object(hooks))])
+        return .object([
+            ("disableAllHooks", .bool(false)),
+            ("allowManagedHooksOnly", .bool(false)),
+            ("env", .object(environment.map { ($0.key, .string($0.value)) })),
+            ("hooks", .object(hooks)),
+        ])
     }
 }

@@ -17,7 +17,7 @@ struct Kontext: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [StartCommand.self, RunCommand.self, EnvCommand.self, HookCommand.self,
                       LoginCommand.self, LogoutCommand.self, WhoamiCommand.self,
-                      ProviderCommand.self, AuditCommand.self, DoctorCommand.self, BrokerCommand.self])
+                      ProviderCommand.self, AuditCommand.self, TrustCommand.self, DoctorCommand.self, BrokerCommand.self])
 
     /// Maps every failure to one clear stderr message and SPEC section 8's exit codes.
     static func main() async {

@@ -54,3 +54,10 @@ public func currentWorkingDirectory() -> String {
     guard getcwd(&buffer, buffer.count) != nil else { return "." }
     return String(cString: buffer)
 }
+
+/// The canonical absolute path (symlinks and `..` resolved), or nil when it does not exist.
+public func realPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}

@@ -44,11 +44,22 @@ public struct EnvFile: Sendable {
 
     /// Reads and parses a file; a missing or unreadable file is a usage error (exit 2).
     public static func load(path: String) throws -> EnvFile {
+        try parse(bytes: try readBytes(path: path), path: path)
+    }
+
+    /// The file's bytes (at most 16 MiB); a missing or unreadable file is a usage error.
+    public static func readBytes(path: String) throws -> [UInt8] {
         guard let bytes = readFile(path, limit: 16 << 20) else {
             let reason = errno == 0 ? "larger than 16 MiB" : String(cString: strerror(errno))
             throw KontextError(.usage, "cannot read env file \(path): \(reason)",
                                hint: "create it, or name another with --env-file")
         }
+        return bytes
+    }
+
+    /// Parses a file's bytes as read (so a digest of the same bytes describes exactly what
+    /// is injected).
+    public static func parse(bytes: [UInt8], path: String) throws -> EnvFile {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw KontextError(.usage, "\(path): not UTF-8 text")
         }

@@ -96,3 +96,19 @@ extension Policy {
         return value.serialized
     }
 }
+
+extension Policy {
+    /// One line per rule for people deciding whether to trust it, e.g.
+    /// `no-writes: deny  tool=Bash command="touch *" (agents may not create files here)`.
+    public var ruleSummaries: [String] {
+        rules.map { rule in
+            var parts = ["\(rule.label): \(rule.decision.rawValue)"]
+            if let tool = rule.tool { parts.append("tool=" + tool.map(\.source).joined(separator: ",")) }
+            for matcher in rule.fields {
+                parts.append("\(matcher.field)=" + matcher.patterns.map { "\"\($0.source)\"" }.joined(separator: ","))
+            }
+            if let reason = rule.reason { parts.append("(\(reason))") }
+            return parts.joined(separator: " ")
+        }
+    }
+}

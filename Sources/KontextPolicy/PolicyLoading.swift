@@ -13,12 +13,23 @@ extension Policy {
     /// Reads and compiles a policy file. Every failure is a usage error whose message
     /// starts with the path (and names the rule number when one rule is at fault).
     public static func load(path: String) throws -> Policy {
+        try parse(bytes: try readBytes(path: path), path: path)
+    }
+
+    /// The file's bytes (at most 1 MiB); an unreadable file is a usage error.
+    public static func readBytes(path: String) throws -> [UInt8] {
         errno = 0  // readFile leaves errno alone when the only problem is the size
         guard let bytes = readFile(path, limit: maximumFileSize) else {
             let why = errno == 0 ? "larger than \(maximumFileSize / 1024) KiB" : String(cString: strerror(errno))
             throw KontextError.usage("\(path): cannot read the policy file: \(why)",
                                      hint: "fix the file or point KONTEXT_POLICY at another one")
         }
+        return bytes
+    }
+
+    /// Compiles a policy file's bytes as read (so a digest of the same bytes describes
+    /// exactly the rules in force).
+    public static func parse(bytes: [UInt8], path: String) throws -> Policy {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw KontextError.usage("\(path): the policy file is not UTF-8 text")
         }
@@ -153,37 +164,12 @@ extension Policy {
 }
 
 extension Policy {
-    /// The policy file to use: `$KONTEXT_POLICY` if set (it must exist), else
-    /// `PROJECT/.kontext/policy.toml`, else `CONFIG/kontext/policy.toml` (CONFIG is
-    /// `$XDG_CONFIG_HOME`, or `~/.config`), else nil (no policy: built-in guards only).
-    /// An empty `KONTEXT_POLICY` counts as unset; a relative one is taken from the project
-    /// directory.
-    public static func locate(environment: [String: String], projectDirectory: String) throws -> String? {
-        if let explicit = environment["KONTEXT_POLICY"], !explicit.isEmpty {
-            let path = explicit.hasPrefix("/") ? explicit : join(projectDirectory, explicit)
-            guard let kind = fileKind(path) else {
-                throw KontextError.usage("KONTEXT_POLICY=\(explicit): \(String(cString: strerror(errno)))",
-                                         hint: "point KONTEXT_POLICY at an existing policy file, or unset it to use .kontext/policy.toml")
-            }
-            guard kind == S_IFREG else {
-                throw KontextError.usage("KONTEXT_POLICY=\(explicit): not a regular file",
-                                         hint: "point KONTEXT_POLICY at a policy TOML file")
-            }
-            return path
-        }
-        let candidates = [
-            join(projectDirectory, ".kontext/policy.toml"),
-            join(XDGDirectories(environment: environment).config, "kontext/policy.toml"),
-        ]
-        return candidates.first { fileKind($0) == S_IFREG }
-    }
-
-    private static func join(_ directory: String, _ relative: String) -> String {
+    static func join(_ directory: String, _ relative: String) -> String {
         directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
     }
 
     /// The `S_IFMT` bits of the file at path (following symlinks), or nil with errno set.
-    private static func fileKind(_ path: String) -> mode_t? {
+    static func fileKind(_ path: String) -> mode_t? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return info.st_mode & S_IFMT

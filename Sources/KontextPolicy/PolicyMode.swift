@@ -32,18 +32,18 @@ public enum PolicyMode: String, Sendable, CaseIterable {
 }
 
 /// What the hook sidecar consults for every tool call: the built-in credential guard first,
-/// then the policy file's rules.
+/// then the policy layers (user, org, project).
 public struct PolicyEvaluator: Sendable {
-    public var policy: Policy
+    public var layers: PolicyLayers
     public var secretGuard: SecretGuard
 
-    public init(policy: Policy, secretGuard: SecretGuard) {
-        self.policy = policy
+    public init(layers: PolicyLayers, secretGuard: SecretGuard) {
+        self.layers = layers
         self.secretGuard = secretGuard
     }
 
     public func evaluate(toolName: String, input: JSONValue) -> PolicyVerdict {
         secretGuard.evaluate(toolName: toolName, input: input)
-            ?? policy.evaluate(toolName: toolName, input: input)
+            ?? layers.evaluate(toolName: toolName, input: input)
     }
 }

@@ -6,6 +6,7 @@ import Darwin
 import KontextAgent
 import KontextAudit
 import KontextAuditShipping
+import KontextConsent
 import KontextCore
 import KontextEnvFile
 import KontextHookWire
@@ -20,17 +21,18 @@ public struct StartOptions: Sendable {
     /// Any executable, launched the same way but with no generated hook settings.
     public var agentCommand: String?
     public var agentArguments: [String]
-    public var envFile: EnvFile?
+    /// The env file and project policy, as read once.
+    public var project: Project
     public var allowPartial: Bool
     /// `--mode`; nil means `KONTEXT_MODE`, else observe.
     public var mode: PolicyMode?
 
-    public init(agentName: String?, agentCommand: String?, agentArguments: [String], envFile: EnvFile?,
+    public init(agentName: String?, agentCommand: String?, agentArguments: [String], project: Project,
                 allowPartial: Bool, mode: PolicyMode?) {
         self.agentName = agentName
         self.agentCommand = agentCommand
         self.agentArguments = agentArguments
-        self.envFile = envFile
+        self.project = project
         self.allowPartial = allowPartial
         self.mode = mode
     }
@@ -57,12 +59,21 @@ public enum AgentSession {
             program = try locateProgram(known.executableName, environment: environment, hint: known.installHint)
         }
         let mode = try options.mode ?? PolicyMode(environment: settings)
-        let projectDirectory = currentWorkingDirectory()
-        let policy = try Policy.locate(environment: settings, projectDirectory: projectDirectory)
-            .map { try Policy.load(path: $0) } ?? .empty
+        let projectDirectory = options.project.directory
+        let userPolicy = try Policy.locate(environment: settings, projectDirectory: projectDirectory).user
+            .map { try Policy.load(path: $0) }
+        let projectTrusted = try ProjectConsent.require(options.project, settings: settings)
+        var layers: [PolicyLayer] = userPolicy.map { [PolicyLayer(kind: .user, policy: $0)] } ?? []
+        if let projectPolicy = options.project.policy?.content {
+            layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
+        }
         let identity = try await RunIdentity.establish(settings: settings)
-        let resolution = try await resolveCredentials(options.envFile, environment: settings, identity: identity,
+        let resolution = try await resolveCredentials(options.project.envFile?.content, environment: settings, identity: identity,
                                                       allowPartial: options.allowPartial)
+        // kontext's own secrets stay out of the agent and out of every record it leaves.
+        let ownSecrets = OwnSecrets.present(in: environment, settings: settings)
+            + (identity.workload.map { [(service: "workload-token", value: $0.token)] } ?? [])
+        let redactor = Redactor(secrets: resolution.secrets + ownSecrets)
 
         let sessionID = AuditIdentifier.random()
         let directory = try SessionDirectory.create(id: sessionID, environment: settings)
@@ -80,22 +91,29 @@ public enum AgentSession {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
+        let activity = HookActivity()
         let handler = HookHandler(session: session, adapter: adapter ?? ClaudeAdapter(),
-                                  evaluator: PolicyEvaluator(policy: policy, secretGuard: SecretGuard(secrets: resolution.secrets)),
-                                  mode: mode, redactor: resolution.redactor, writer: writer)
+                                  evaluator: PolicyEvaluator(layers: PolicyLayers(layers),
+                                                             secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets)),
+                                  mode: mode, redactor: redactor, writer: writer, activity: activity)
         let sidecar = try SidecarServer.start(socketPath: directory.path + "/hook.sock") { handler.handle($0) }
 
+        let sessionVariables: [(key: String, value: String)] = [
+            ("KONTEXT_SESSION_ID", sessionID), ("KONTEXT_SOCKET", sidecar.socketPath), ("KONTEXT_MODE", mode.rawValue),
+        ]
         var arguments = options.agentArguments
-        if let adapter, options.agentCommand == nil {
+        let hooked = adapter != nil && options.agentCommand == nil
+        if let adapter, hooked {
             let settingsPath = directory.path + "/\(adapter.name)-settings.json"
             let front = shellQuoted(hookExecutable())
-            let settings = adapter.settings { "\(front) hook \($0.rawValue) --agent \(adapter.name)" }
+            let settings = adapter.settings(command: { "\(front) hook \($0.rawValue) --agent \(adapter.name)" },
+                                            environment: sessionVariables, failClosed: mode.enforces)
             try writePrivateFile(settingsPath, settings.serialized + "\n")
             arguments = adapter.launchArguments(settingsPath: settingsPath) + arguments
         }
         let child = ChildProcess(executable: program, arguments: arguments, environment: childEnvironment(
-            base: environment, resolved: resolution.variables,
-            extra: [("KONTEXT_SESSION_ID", sessionID), ("KONTEXT_SOCKET", sidecar.socketPath), ("KONTEXT_MODE", mode.rawValue)]))
+            base: environment, removing: OwnSecrets.variables(settings: settings, platform: true),
+            resolved: resolution.variables, extra: sessionVariables))
         let status: Int32
         do {
             status = try await offload { try child.run() }
@@ -106,6 +124,10 @@ public enum AgentSession {
             throw error
         }
         sidecar.stop()
+        if hooked && !activity.sawEvent(.sessionStart) {
+            printError("kontext: warning: \(HookHandler.hooksMissingReason) (recorded in the audit)")
+            try handler.recordHooksMissing()
+        }
         try store.endSession(id: sessionID, exitCode: status)
         await finishShipping(shipper, settings: settings)
         return status

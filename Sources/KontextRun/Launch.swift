@@ -8,15 +8,6 @@ import KontextEnvFile
 import KontextExchange
 import KontextProcess
 
-/// Reads the env file the user named, or `.env.kontext` when there is one.
-public func loadEnvFile(explicitPath: String?) throws -> EnvFile? {
-    if let explicitPath { return try EnvFile.load(path: explicitPath) }
-    let defaultPath = ".env.kontext"
-    var info = stat()
-    guard stat(defaultPath, &info) == 0 else { return nil }
-    return try EnvFile.load(path: defaultPath)
-}
-
 /// Resolves every placeholder of the file; without `allowPartial` any failure stops here
 /// with all failures listed (exit 4). `identity` defaults to the one `environment` calls
 /// for (remote mode: the stored login).
@@ -47,10 +38,12 @@ public func resolveCredentials(_ file: EnvFile?, environment: [String: String], 
     return resolution
 }
 
-/// The child's environment: kontext's own, with the resolved variables set over it.
-public func childEnvironment(base: [String: String], resolved: [(key: String, value: String)],
+/// The child's environment: kontext's own less `removing` (kontext's own secrets), with the
+/// resolved variables set over it.
+public func childEnvironment(base: [String: String], removing: [String], resolved: [(key: String, value: String)],
                              extra: [(key: String, value: String)] = []) -> [(key: String, value: String)] {
     var merged = base
+    for name in removing { merged[name] = nil }
     for (key, value) in resolved + extra { merged[key] = value }
     return merged.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
 }

@@ -3,6 +3,23 @@ import KontextAudit
 import KontextCore
 import KontextHookWire
 import KontextPolicy
+import Synchronization
+
+/// Which hook events a session has seen: a session whose agent should call kontext's hooks
+/// but never did ran unchecked, and must be said so.
+public final class HookActivity: Sendable {
+    private let seen = Mutex<Set<HookEvent>>([])
+
+    public init() {}
+
+    func record(_ event: HookEvent) {
+        _ = seen.withLock { $0.insert(event) }
+    }
+
+    public func sawEvent(_ event: HookEvent) -> Bool {
+        seen.withLock { $0.contains(event) }
+    }
+}
 
 /// Who and where a session is, stamped on each of its audit events.
 public struct SessionInfo: Sendable {
@@ -30,11 +47,14 @@ public struct HookHandler: Sendable {
     public var mode: PolicyMode
     public var redactor: Redactor
     public var writer: AuditWriter
+    public var activity: HookActivity
 
     public static let malformedInputRule = "builtin:malformed-input"
+    public static let hooksMissingRule = "builtin:hooks-missing"
 
     public init(session: SessionInfo, adapter: any AgentAdapter, evaluator: PolicyEvaluator, mode: PolicyMode,
-                redactor: Redactor, writer: AuditWriter) {
+                redactor: Redactor, writer: AuditWriter, activity: HookActivity = HookActivity()) {
+        self.activity = activity
         self.session = session
         self.adapter = adapter
         self.evaluator = evaluator
@@ -47,6 +67,7 @@ public struct HookHandler: Sendable {
         guard let event = HookEvent(rawValue: request.event), request.agent == adapter.name else {
             return HookWire.Answer(exitCode: 2, stdout: "", stderr: "kontext: this session serves \(adapter.name) hooks; got \(request.event) for \(request.agent)\n")
         }
+        activity.record(event)
         var record = AuditEvent(sessionID: session.id, agent: session.agent, event: event,
                                 actor: session.actor, host: session.host, cwd: session.cwd)
         var agentDecision: PolicyDecision?
@@ -88,6 +109,20 @@ public struct HookHandler: Sendable {
         }
         return adapter.answer(event: event, decision: agentDecision, reason: reason.map(redactor.redact)).withNote(note)
     }
+
+    /// Records that the agent ran without calling kontext's hooks (no `session-start` came):
+    /// nothing it did was checked or audited. A `session-start` event written by kontext,
+    /// with a decision that says so.
+    public func recordHooksMissing() throws {
+        let record = AuditEvent(sessionID: session.id, agent: session.agent, event: .sessionStart,
+                                decision: AuditDecision(outcome: .deny, reason: Self.hooksMissingReason,
+                                                        rule: Self.hooksMissingRule, enforced: false),
+                                actor: session.actor, host: session.host, cwd: session.cwd)
+        _ = try writer.append(record)
+    }
+
+    public static let hooksMissingReason =
+        "the agent never called kontext's session-start hook: its hooks were switched off or failed, so nothing it did was checked or audited"
 
     private func outcome(_ decision: PolicyDecision) -> AuditDecision.Outcome {
         AuditDecision.Outcome(rawValue: decision.rawValue)!

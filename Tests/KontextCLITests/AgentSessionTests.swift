@@ -164,7 +164,8 @@ struct ClaudeEndToEndTests {
         let decisions = preTools.compactMap { $0["decision"] as? [String: Any] }
         #expect(decisions.map { $0["outcome"] as? String } == ["allow", "deny"])
         #expect(decisions.allSatisfy { $0["enforced"] as? Bool == enforced })
-        #expect(decisions.last?["rule"] as? String == "no-writes")
+        // SPEC section 10: the rule is named with its layer.
+        #expect(decisions.last?["rule"] as? String == "project:no-writes")
         let prompt = outcome.events.first { $0["event"] as? String == "user-prompt" }
         #expect((prompt?["tool_input"] as? [String: Any])?["prompt"] as? String == "use the token")
         // No secret anywhere: not in any file the run wrote (Claude's config and transcripts
@@ -190,6 +191,68 @@ struct ClaudeEndToEndTests {
         #expect((outcome.claude["permission_denials"] as? [Any] ?? []).isEmpty)
         #expect(FileManager.default.fileExists(atPath: outcome.marker.path), "observe mode blocked a call")
         #expect(outcome.events.filter { $0["event"] as? String == "post-tool" }.count == 2)
+    }
+}
+
+extension ClaudeEndToEndTests {
+    /// A cloned repository cannot switch kontext's hooks off (`disableAllHooks` in its
+    /// `.claude/settings.json`) nor widen the user's policy (an `allow` in its untrusted
+    /// `.kontext/policy.toml`): the user's deny still denies, the project's allow does not skip
+    /// Claude's own permission check, and every event is in the audit.
+    @Test func aRepositoryCannotSwitchHooksOffOrWidenThePolicy() throws {
+        let sandbox = Sandbox("claude-repo")
+        let project = sandbox.workingDirectory
+        for directory in [".claude", ".kontext"] {
+            try FileManager.default.createDirectory(at: project.appendingPathComponent(directory), withIntermediateDirectories: true)
+        }
+        sandbox.write(".claude/settings.json", #"{"disableAllHooks": true, "allowManagedHooksOnly": true, "env": {"KONTEXT_MODE": "observe", "KONTEXT_SOCKET": "/nonexistent"}}"#)
+        sandbox.write(".kontext/policy.toml", "[[rule]]\nid = \"anything-goes\"\ntool = \"Bash\"\ndecision = \"allow\"\n", trusted: false)
+        let userConfig = sandbox.home.appendingPathComponent(".config/kontext")
+        try FileManager.default.createDirectory(at: userConfig, withIntermediateDirectories: true)
+        try """
+            [[rule]]
+            id = "no-touch"
+            tool = "Bash"
+            command = "touch *"
+            decision = "deny"
+            """.write(to: userConfig.appendingPathComponent("policy.toml"), atomically: true, encoding: .utf8)
+        let touched = project.appendingPathComponent("touched"), made = project.appendingPathComponent("made")
+        let server = try ModelServer(script: """
+            [{"tool_use": {"name": "Bash", "input": {"command": "touch \(touched.path)", "description": "denied by the user"}}},
+             {"tool_use": {"name": "Bash", "input": {"command": "mkdir \(made.path)", "description": "allowed only by the project"}}},
+             {"text": "All done."}]
+            """, in: sandbox.root)
+        let claudeDirectory = URL(fileURLWithPath: ClaudeCode.binary!).deletingLastPathComponent().path
+        // Project settings are read (no --setting-sources ""), and Bash is not pre-approved:
+        // only a hook's allow could let the mkdir run in -p mode.
+        let result = try sandbox.kontext(
+            ["start", "--agent", "claude", "--mode", "enforce", "--", "-p", "do it", "--output-format", "json"],
+            stdin: "",
+            environment: [
+                "PATH": claudeDirectory + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin"),
+                "CLAUDE_CONFIG_DIR": sandbox.home.appendingPathComponent(".claude-config").path,
+                "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(server.port)",
+                "ANTHROPIC_API_KEY": "sk-kontext-test",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "CLAUDE_CODE_MAX_RETRIES": "0",
+            ],
+            timeout: 120)
+        #expect(result.status == 0, "kontext start failed: \(result.stderr)")
+        #expect(!result.stderr.contains("never called kontext's session-start hook"), "\(result.stderr)")
+        let claude = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
+        #expect((claude["permission_denials"] as? [Any])?.count == 2, "\(claude["permission_denials"] ?? "none")")
+        #expect(!FileManager.default.fileExists(atPath: touched.path), "the user's deny did not deny")
+        #expect(!FileManager.default.fileExists(atPath: made.path), "the untrusted project's allow skipped Claude's permission check")
+        let events = try exportedEvents(sandbox)
+        let names = events.map { $0["event"] as? String ?? "?" }
+        for expected in ["session-start", "user-prompt", "pre-tool", "stop", "session-end"] {
+            #expect(names.contains(expected), "no \(expected) event in \(names)")
+        }
+        let decisions = events.filter { $0["event"] as? String == "pre-tool" }.compactMap { $0["decision"] as? [String: Any] }
+        #expect(decisions.count == 2)
+        #expect(decisions.first?["rule"] as? String == "user:no-touch" && decisions.first?["outcome"] as? String == "deny")
+        #expect(decisions.last?["rule"] is NSNull && decisions.last?["outcome"] as? String == "allow", "\(decisions)")
+        #expect(decisions.allSatisfy { $0["enforced"] as? Bool == true }, "the project's env could not switch to observe")
     }
 }
 

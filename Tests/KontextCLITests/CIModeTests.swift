@@ -118,7 +118,7 @@ final class ServedBroker: @unchecked Sendable {
     @Test func aGitHubActionsJobGetsOnlyItsRepositorysCredential() throws {
         let f = try fixture("ci-github")
         let sandbox = Sandbox("ci-github")
-        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n")
+        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n", trusted: false)
 
         let (result, hash) = try deploy(sandbox, githubJob(f))
         #expect(result.status == 0, "\(result.stderr)")
@@ -240,7 +240,7 @@ final class ServedBroker: @unchecked Sendable {
     @Test func aTokenFileIsTheJobsIdentityAndAnExpiredOneIsExitThree() throws {
         let f = try fixture("ci-file")
         let sandbox = Sandbox("ci-file")
-        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n")
+        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n", trusted: false)
         let current = f.scratch.appendingPathComponent("token")
         try (try f.issuer.text("/mint?audience=kontext")).write(to: current, atomically: true, encoding: .utf8)
         let expired = f.scratch.appendingPathComponent("expired-token")

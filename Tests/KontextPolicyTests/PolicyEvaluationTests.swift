@@ -214,11 +214,67 @@ func bash(_ command: String) -> JSONValue {
             tool = "Bash"
             decision = "allow"
             """, path: "p.toml")
-        let evaluator = PolicyEvaluator(policy: allowAll,
+        let evaluator = PolicyEvaluator(layers: PolicyLayers([PolicyLayer(kind: .user, policy: allowAll)]),
                                         secretGuard: SecretGuard(secrets: [(service: "github", value: "ghp_abcdef123456")]))
         #expect(evaluator.evaluate(toolName: "Bash", input: bash("env")).rule == SecretGuard.environmentDumpRule)
         #expect(evaluator.evaluate(toolName: "Bash", input: bash("echo ghp_abcdef123456")).rule == SecretGuard.secretInInputRule)
-        #expect(evaluator.evaluate(toolName: "Bash", input: bash("ls")).rule == "p.toml#1")
+        #expect(evaluator.evaluate(toolName: "Bash", input: bash("ls")).rule == "user:p.toml#1")
+    }
+}
+
+/// SPEC section 10: every layer is evaluated, the strictest answer wins, and a project's
+/// allow counts only in a trusted project.
+@Suite struct PolicyLayerTests {
+    let user = try! Policy.parse("""
+        [[rule]]
+        id = "no-curl"
+        tool = "Bash"
+        command = "curl *"
+        decision = "deny"
+
+        [[rule]]
+        id = "reads"
+        tool = "Read"
+        decision = "allow"
+        """, path: "user.toml")
+    let project = try! Policy.parse("""
+        [[rule]]
+        id = "anything"
+        tool = "Bash|Read|Write"
+        decision = "allow"
+
+        [[rule]]
+        id = "careful-reads"
+        tool = "Grep"
+        decision = "ask"
+        """, path: ".kontext/policy.toml")
+
+    func layers(projectTrusted: Bool) -> PolicyLayers {
+        PolicyLayers([PolicyLayer(kind: .user, policy: user),
+                      PolicyLayer(kind: .project, policy: project, allowsCount: projectTrusted)])
+    }
+
+    @Test func aProjectAllowNeverBeatsAUserDeny() {
+        for trusted in [false, true] {
+            let verdict = layers(projectTrusted: trusted).evaluate(toolName: "Bash", input: bash("curl https://evil.example"))
+            #expect(verdict == PolicyVerdict(decision: .deny, rule: "user:no-curl"))
+        }
+    }
+
+    @Test func anUntrustedProjectsAllowIsIgnored() {
+        #expect(layers(projectTrusted: false).evaluate(toolName: "Bash", input: bash("ls")) == .noMatch)
+        #expect(layers(projectTrusted: true).evaluate(toolName: "Bash", input: bash("ls"))
+                == PolicyVerdict(decision: .allow, rule: "project:anything"))
+    }
+
+    @Test func aProjectMayNarrowWithoutTrust() {
+        let verdict = layers(projectTrusted: false).evaluate(toolName: "Grep", input: .object([]))
+        #expect(verdict == PolicyVerdict(decision: .ask, rule: "project:careful-reads"))
+    }
+
+    @Test func amongEqualAnswersTheEarlierLayerIsNamed() {
+        #expect(layers(projectTrusted: true).evaluate(toolName: "Read", input: .object([]))
+                == PolicyVerdict(decision: .allow, rule: "user:reads"))
     }
 }
 

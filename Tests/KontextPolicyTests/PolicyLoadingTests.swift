@@ -180,7 +180,8 @@ func loadError(_ text: String, path: String = "policy.toml") -> KontextError? {
 }
 
 @Suite struct PolicyLocateTests {
-    @Test func precedence() throws {
+    /// SPEC section 10: the project's file never replaces the user's; both are found.
+    @Test func userAndProjectLayers() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let project = directory.path
@@ -188,25 +189,27 @@ func loadError(_ text: String, path: String = "policy.toml") -> KontextError? {
         let environment = ["XDG_CONFIG_HOME": config, "HOME": directory.path + "/home"]
 
         // Nothing anywhere: no policy.
-        #expect(try Policy.locate(environment: environment, projectDirectory: project) == nil)
+        #expect(try Policy.locate(environment: environment, projectDirectory: project) == (nil, nil))
 
-        // The user config dir comes last…
         let user = directory.write("config/kontext/policy.toml", "")
-        #expect(try Policy.locate(environment: environment, projectDirectory: project) == user)
+        #expect(try Policy.locate(environment: environment, projectDirectory: project) == (user, nil))
 
-        // …after the project's file…
+        // The project's file is a layer of its own: it does not hide the user's.
         let projectFile = directory.write(".kontext/policy.toml", "")
-        #expect(try Policy.locate(environment: environment, projectDirectory: project) == projectFile)
+        #expect(try Policy.locate(environment: environment, projectDirectory: project) == (user, projectFile))
 
-        // …and KONTEXT_POLICY overrides both, relative to the project directory.
+        // KONTEXT_POLICY names the user's layer (relative to the project directory).
         let custom = directory.write("custom.toml", "")
         var explicit = environment
         explicit["KONTEXT_POLICY"] = custom
-        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == custom)
+        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (custom, projectFile))
         explicit["KONTEXT_POLICY"] = "custom.toml"
-        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == custom)
+        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (custom, projectFile))
         explicit["KONTEXT_POLICY"] = ""
-        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == projectFile)
+        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (user, projectFile))
+        // The same file named twice is one layer, the user's.
+        explicit["KONTEXT_POLICY"] = ".kontext/policy.toml"
+        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (projectFile, nil))
     }
 
     @Test func configDefaultsToHomeDotConfig() throws {
@@ -214,10 +217,10 @@ func loadError(_ text: String, path: String = "policy.toml") -> KontextError? {
         defer { directory.remove() }
         let user = directory.write("home/.config/kontext/policy.toml", "")
         let environment = ["HOME": directory.path + "/home"]
-        #expect(try Policy.locate(environment: environment, projectDirectory: directory.path) == user)
+        #expect(try Policy.locate(environment: environment, projectDirectory: directory.path).user == user)
         // A relative XDG_CONFIG_HOME is invalid per the XDG spec and ignored.
         #expect(try Policy.locate(environment: environment.merging(["XDG_CONFIG_HOME": "rel"]) { $1 },
-                                  projectDirectory: directory.path) == user)
+                                  projectDirectory: directory.path).user == user)
     }
 
     @Test func missingExplicitPolicyIsAUsageError() {

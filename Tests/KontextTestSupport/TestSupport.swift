@@ -97,8 +97,17 @@ public struct Sandbox: Sendable {
         return env
     }
 
-    public func write(_ name: String, _ contents: String) {
+    /// Writes a file in the project. An env file (`.env.kontext`, `*.env`) or the project
+    /// policy is then trusted as the user would with `kontext trust` (SPEC section 10), unless
+    /// `trusted` is false: the tests of consent itself write untrusted files.
+    public func write(_ name: String, _ contents: String, trusted: Bool = true) {
         try! contents.write(to: workingDirectory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        guard trusted else { return }
+        if name == ".kontext/policy.toml" {
+            _ = try? kontext(["trust"])
+        } else if name == ".env.kontext" || name.hasSuffix(".env") {
+            _ = try? kontext(["trust", "--env-file", name])
+        }
     }
 
     /// Runs `kontext ARGS` in the sandbox.

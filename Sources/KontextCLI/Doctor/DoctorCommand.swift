@@ -1,6 +1,7 @@
 import ArgumentParser
 import KontextAgent
 import KontextAudit
+import KontextConsent
 import KontextCore
 import KontextEnvFile
 import KontextKeyring
@@ -84,20 +85,25 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
         }
 
         do {
-            if let path = try Policy.locate(environment: settings, projectDirectory: currentWorkingDirectory()) {
+            let paths = try Policy.locate(environment: settings, projectDirectory: currentWorkingDirectory())
+            var layers: [String] = []
+            for (kind, path) in [("user", paths.user), ("project", paths.project)] {
+                guard let path else { continue }
                 let policy = try Policy.load(path: path)
-                report.pass("policy", "\(path): \(policy.ruleCount) rule\(policy.ruleCount == 1 ? "" : "s")")
-            } else {
-                report.pass("policy", "no policy file: built-in guards only")
+                layers.append("\(kind) \(path): \(policy.ruleCount) rule\(policy.ruleCount == 1 ? "" : "s")")
             }
+            report.pass("policy", layers.isEmpty ? "no policy file: built-in guards only" : layers.joined(separator: "; "))
             _ = try PolicyMode(environment: settings)
         } catch let error as KontextError {
             report.fail("policy", error.message, fix: error.hint)
         }
 
         do {
-            if let file = try loadEnvFile(explicitPath: envFile) {
-                report.pass("env file", "\(file.path): \(file.variables.count) variables, \(file.placeholders.count) placeholders")
+            let project = try Project.load(directory: currentWorkingDirectory(), envFilePath: envFile)
+            if let file = project.envFile?.content {
+                let untrusted = try project.untrustedFiles(in: TrustStore(environment: settings))
+                report.pass("env file", "\(file.path): \(file.variables.count) variables, \(file.placeholders.count) placeholders"
+                            + (untrusted.isEmpty ? ", trusted" : "; not trusted yet (run `\(project.trustCommand)` after reviewing it)"))
             } else {
                 report.pass("env file", "no .env.kontext here (nothing to inject)")
             }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KontextConsent
 import KontextCore
 import KontextRun
 
@@ -19,10 +20,13 @@ struct EnvCommand: AsyncParsableCommand, Diagnosable {
     var envFile: String?
 
     func run() async throws {
-        guard let file = try loadEnvFile(explicitPath: envFile) else {
+        try ProjectConsent.refuseInsideSession(currentEnvironment(), command: "env")
+        let settings = try identity.settings()
+        let project = try Project.load(directory: currentWorkingDirectory(), envFilePath: envFile)
+        guard let file = project.envFile?.content else {
             throw KontextError.usage("no .env.kontext here", hint: "create one, or name another with --env-file")
         }
-        let settings = try identity.settings()
+        try ProjectConsent.require(project, settings: settings)
         let resolution = try await resolveCredentials(file, environment: settings, allowPartial: true)
         let failed = Dictionary(resolution.failures.map { ($0.placeholder, $0.reason) }, uniquingKeysWith: { a, _ in a })
         var rows: [[String]] = [["VARIABLE", "PLACEHOLDERS", "STATUS"]]

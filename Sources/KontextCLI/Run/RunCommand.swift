@@ -1,4 +1,5 @@
 import ArgumentParser
+import KontextConsent
 import KontextCore
 import KontextEnvFile
 import KontextProcess
@@ -28,12 +29,17 @@ struct RunCommand: AsyncParsableCommand, Diagnosable {
             throw KontextError.usage("no command given", hint: "kontext run [--env-file F] -- CMD ARGS…")
         }
         let environment = currentEnvironment()
-        let file = try credentials.loadFile()
+        try ProjectConsent.refuseInsideSession(environment, command: "run")
+        ProcessHardening.protectMemory()
+        let settings = try identity.settings()
+        let project = try credentials.loadProject()
         let program = try locateProgram(name, environment: environment)
-        let resolution = try await resolveCredentials(file, environment: try identity.settings(),
+        try ProjectConsent.require(project, settings: settings)
+        let resolution = try await resolveCredentials(project.envFile?.content, environment: settings,
                                                       allowPartial: credentials.allowPartial)
         let child = ChildProcess(executable: program, arguments: Array(command.dropFirst()),
-                                 environment: childEnvironment(base: environment, resolved: resolution.variables))
+                                 environment: childEnvironment(base: environment, removing: OwnSecrets.variables(settings: settings, platform: false),
+                                                               resolved: resolution.variables))
         throw ExitCode(try child.run())
     }
 }
@@ -47,13 +53,13 @@ struct CredentialOptions: ParsableArguments {
     @Flag(name: .long, help: "Launch even if some placeholders cannot be resolved (their variables are left unset).")
     var allowPartial = false
 
-    /// The env file, if any. `run` says when there is none, since injecting is its whole job;
-    /// `start` without one is a normal audited session.
-    func loadFile(noticeIfMissing: Bool = true) throws -> EnvFile? {
-        let file = try loadEnvFile(explicitPath: envFile)
-        if file == nil && noticeIfMissing {
+    /// The env file (if any) and project policy. `run` says when there is no env file, since
+    /// injecting is its whole job; `start` without one is a normal audited session.
+    func loadProject(noticeIfMissing: Bool = true, userPolicyPath: String? = nil) throws -> Project {
+        let project = try Project.load(directory: currentWorkingDirectory(), envFilePath: envFile, userPolicyPath: userPolicyPath)
+        if project.envFile == nil && noticeIfMissing {
             printError("kontext: no .env.kontext here; running without injected credentials")
         }
-        return file
+        return project
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import KontextCore
 import KontextPolicy
+import KontextProcess
 import KontextRun
 
 struct StartCommand: AsyncParsableCommand, Diagnosable {
@@ -49,10 +50,14 @@ struct StartCommand: AsyncParsableCommand, Diagnosable {
         } else {
             chosenMode = nil
         }
-        let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
-                                   envFile: try credentials.loadFile(noticeIfMissing: false), allowPartial: credentials.allowPartial, mode: chosenMode)
         let environment = currentEnvironment()
-        throw ExitCode(try await AgentSession.run(options, environment: environment,
-                                                  settings: try identity.settings()))
+        try ProjectConsent.refuseInsideSession(environment, command: "start")
+        ProcessHardening.protectMemory()
+        let settings = try identity.settings()
+        let userPolicy = try Policy.locate(environment: settings, projectDirectory: currentWorkingDirectory()).user
+        let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
+                                   project: try credentials.loadProject(noticeIfMissing: false, userPolicyPath: userPolicy),
+                                   allowPartial: credentials.allowPartial, mode: chosenMode)
+        throw ExitCode(try await AgentSession.run(options, environment: environment, settings: settings))
     }
 }
