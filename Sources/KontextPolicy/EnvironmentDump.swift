@@ -27,9 +27,9 @@ import Darwin
 /// - a command name computed at run time: a parameter expansion or substitution in its last
 ///   path component (`$x`, `${x}`, `$(…)`, `` `…` ``) or a glob (`/usr/bin/e?v`, `{env,}`).
 /// - an interpreter's inline program (`python -c`, `node -e`, `perl -e`, `ruby -e`,
-///   `php -r`, `deno eval`, `bun -e`, or code on stdin) that reads the environment as a
-///   whole (`os.environ`, `process.env`, `%ENV`, `ENV`, `getenv()`, …; see `Interpreter`),
-///   or its program from a pipe.
+///   `php -r`, `deno eval`, `bun -e`, `awk '…'`, `jq '…'`, or code on stdin) that reads the
+///   environment as a whole (`os.environ`, `process.env`, `%ENV`, `ENV`, `getenv()`,
+///   `ENVIRON`, `$ENV`, …; see `Interpreter`), or its program from a pipe.
 /// - any tool input string that names `/proc/<anything>/environ`, and in a shell script,
 ///   after quote removal, a `/proc/…` path followed by a word naming `environ` (also as a
 ///   glob, or a `/proc/<pid>/` path continued by an expansion).
@@ -194,6 +194,7 @@ enum EnvironmentDumpDetector {
         "env", "printenv", "export", "declare", "typeset", "set", "ps", "eval", "source", ".",
         "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
         "python", "pypy", "node", "nodejs", "deno", "bun", "perl", "ruby", "php",
+        "awk", "gawk", "mawk", "nawk", "jq", "gojq", "jaq",
     ]
 
     /// A shell reading its script from standard input: judged by the script when the

@@ -10,7 +10,7 @@ import Darwin
 /// `os.environ["HOME"]`, `process.env` but not `process.env.HOME`). A word list per
 /// language, not a parser: it catches the plain spellings, not a program built to hide.
 enum Interpreter {
-    case python, node, deno, bun, perl, ruby, php
+    case python, node, deno, bun, perl, ruby, php, awk, jq
 
     /// Where the interpreter's program comes from.
     enum Program: Equatable {
@@ -32,6 +32,8 @@ enum Interpreter {
         case "perl": self = .perl
         case "ruby": self = .ruby
         case "php": self = .php
+        case "awk", "gawk", "mawk", "nawk": self = .awk
+        case "jq", "gojq", "jaq": self = .jq
         default: return nil
         }
     }
@@ -52,6 +54,12 @@ enum Interpreter {
                 ? arguments.dropFirst().first { !$0.hasPrefix("-") }.map { .inline([$0]) } ?? .elsewhere
                 : .elsewhere
         case .php: Interpreter.phpProgram(arguments)
+        case .awk:
+            Interpreter.firstOperand(arguments, valueTaking: ["-v", "-F"], programFile: ["-f", "--file"])
+        case .jq:
+            Interpreter.firstOperand(arguments, valueTaking: ["--indent", "-L"],
+                                     pairTaking: ["--arg", "--argjson", "--slurpfile", "--rawfile"],
+                                     programFile: ["-f", "--from-file"])
         }
     }
 
@@ -62,13 +70,16 @@ enum Interpreter {
     }
 
     private func readsWholeEnvironment(bytes code: UnsafeBufferPointer<UInt8>) -> Bool {
-        if CodeWords.runsEnvironmentCommand(code) { return true }
+        // jq runs no commands, and `"env"` is an ordinary string in a filter.
+        if self != .jq, CodeWords.runsEnvironmentCommand(code) { return true }
         let mentions = switch self {
         case .python: Interpreter.pythonMentions
         case .node, .bun, .deno: Interpreter.javaScriptMentions
         case .perl: Interpreter.perlMentions
         case .ruby: Interpreter.rubyMentions
         case .php: Interpreter.phpMentions
+        case .awk: Interpreter.awkMentions
+        case .jq: Interpreter.jqMentions
         }
         return mentions.contains { $0.isMentioned(in: code) }
     }
@@ -92,6 +103,12 @@ enum Interpreter {
         CodeWords.Mention("$_SERVER", byName: ["["]),
         CodeWords.Mention("getenv", byName: ["(\"", "('", "($"]),  // `getenv()` returns every variable
         CodeWords.Mention("phpinfo", byName: []),
+    ]
+    private static let awkMentions = [CodeWords.Mention("ENVIRON", byName: ["["])]  // `for (k in ENVIRON)`
+    // jq's `env` and `$ENV` are the whole environment; `env.HOME`, `.env` (a field) and `"env"` are not.
+    private static let jqMentions = [
+        CodeWords.Mention("$ENV", byName: [".", "["]),
+        CodeWords.Mention("env", notAfter: ".$\"", byName: [".", "["]),
     ]
 
     // MARK: - Option parsing
@@ -189,6 +206,25 @@ enum Interpreter {
         return pieces.isEmpty ? .standardInput : .inline(pieces)
     }
 
+    /// Programs given as the first operand (`awk 'PROGRAM' file`, `jq 'FILTER' file`).
+    private static func firstOperand(_ arguments: ArraySlice<String>, valueTaking: Set<String>,
+                                     pairTaking: Set<String> = [], programFile: Set<String>) -> Program {
+        var rest = arguments
+        while let word = rest.first {
+            rest = rest.dropFirst()
+            if programFile.contains(word) { return .elsewhere }
+            if word == "--" { return rest.first.map { .inline([$0]) } ?? .elsewhere }
+            if valueTaking.contains(word) {
+                rest = rest.dropFirst()
+            } else if pairTaking.contains(word) {
+                rest = rest.dropFirst(2)
+            } else if !word.hasPrefix("-") || word == "-" {
+                return .inline([word])
+            }
+        }
+        return .elsewhere
+    }
+
     private static func codeAfter(_ options: Set<String>, in arguments: ArraySlice<String>) -> String? {
         guard let option = arguments.firstIndex(where: options.contains) else { return nil }
         let code = arguments.index(after: option)
@@ -203,11 +239,14 @@ enum CodeWords {
     struct Mention: Sendable {
         let word: [UInt8]
         let suffix: UInt8?
+        let notAfter: [UInt8]
         let byName: [[UInt8]]
 
-        init(_ word: String, allowingSuffix suffix: Character? = nil, byName: [String]) {
+        /// `notAfter`: characters that, just before the word, make it something else (jq's `.env`).
+        init(_ word: String, allowingSuffix suffix: Character? = nil, notAfter: String = "", byName: [String]) {
             self.word = Array(word.utf8)
             self.suffix = suffix?.asciiValue
+            self.notAfter = Array(notAfter.utf8)
             self.byName = byName.map { Array($0.utf8) }
         }
 
@@ -217,7 +256,9 @@ enum CodeWords {
             var start = 0
             while let found = ByteSearch.firstIndex(of: word, in: code, from: start) {
                 start = found + 1
-                if found > 0, isWordByte(code[found - 1]), isWordByte(word[0]) { continue }
+                if found > 0, isWordByte(code[found - 1]) && isWordByte(word[0]) || notAfter.contains(code[found - 1]) {
+                    continue
+                }
                 var after = found + word.count
                 if let suffix, after < code.count, code[after] == suffix { after += 1 }
                 if after < code.count, isWordByte(word[word.count - 1]), isWordByte(code[after]) { continue }  // `environment`
