@@ -183,8 +183,8 @@ import Testing
     @Test func argvArraysGetTheSameChecks() {
         let inline = JSONValue.object([("command", .array([.string("python3"), .string("-c"), .string("import os; print(os.environ)")]))])
         #expect(Self.guard_.evaluate(toolName: "shell", input: inline)?.rule == SecretGuard.environmentDumpRule)
-        let proc = JSONValue.object([("command", .array([.string("cat"), .string("/proc/self/env''iron")]))])
-        _ = proc  // an argv word is passed as is: `env''iron` is not a path a program would open
+        let nested = JSONValue.object([("command", .array([.string("sh"), .string("-c"), .string("cd /proc/self && cat env''iron")]))])
+        #expect(Self.guard_.evaluate(toolName: "shell", input: nested)?.rule == SecretGuard.environmentDumpRule)
         let fine = JSONValue.object([("command", .array([.string("python3"), .string("-c"), .string("print(1)")]))])
         #expect(Self.guard_.evaluate(toolName: "shell", input: fine) == nil)
     }
