@@ -78,10 +78,12 @@ public struct EnvFileSyntaxError: Error, Equatable, Sendable, CustomStringConver
     public var line: Int
     public var column: Int
     public var reason: String
+    /// What to do about it; every error says nothing was launched.
+    public var hint = "fix the file; nothing was launched"
 
     public var description: String { "\(path):\(line):\(column): \(reason)" }
 
     public var kontextError: KontextError {
-        KontextError(.usage, description, hint: "fix the file; nothing was launched")
+        KontextError(.usage, description, hint: hint)
     }
 }

@@ -58,6 +58,11 @@ struct EnvFileParser {
         for (offset, c) in key.enumerated() where !isKeyCharacter(c, first: offset == 0) {
             throw error(keyLine, keyColumn + offset, "invalid character '\(c)' in variable name '\(key)'")
         }
+        if let refusal = EnvFile.refusal(forName: key) {
+            var refused = error(keyLine, keyColumn, "\(key) may not be set from an env file: \(refusal.reason)")
+            refused.hint = "remove \(key) from the file (the README lists what an env file may not set); nothing was launched"
+            throw refused
+        }
         advance()  // '='
         skipBlanks()
         let value: [Located]

@@ -9,8 +9,8 @@ import Darwin
 /// use of a credential and is never one of these.
 ///
 /// Flagged forms, after leading `NAME=value` assignments, shell keywords (`!`, `{`, `if`,
-/// `then`, `do`, …) and command wrappers (`sudo`, `doas`, `command`, `exec`, `nohup`,
-/// `setsid`, `time`, `nice`, `timeout`, `stdbuf`, `xargs`, `busybox`) are set aside:
+/// `then`, `do`, …) and command wrappers (`sudo`, `doas`, `command`, `builtin`, `exec`,
+/// `nohup`, `setsid`, `time`, `nice`, `timeout`, `stdbuf`, `xargs`, `busybox`) are set aside:
 /// - `env` that runs no command (`env`, `env -0`, `env -u X`, `FOO=1 env`); `env -i` starts
 ///   from an empty environment and is not flagged; `env FOO=bar cmd` runs `cmd`, which is
 ///   checked in turn.
@@ -20,13 +20,23 @@ import Darwin
 ///   bare `set`: each lists every exported or shell variable.
 /// - `ps` whose first argument is a BSD option cluster with `e` (`ps e`, `ps auxe`), which
 ///   shows processes' environments.
-/// - `sh|bash|zsh|… -c SCRIPT`, `eval …` and `env -S …` are scanned recursively.
-/// - any tool input string that names `/proc/<anything>/environ`.
+/// - `sh|bash|zsh|… -c SCRIPT`, `eval …`, `env -S …` and `find … -exec CMD …` are scanned
+///   recursively; so is a shell's script given as a here-string or here-document.
+/// - a shell or `source` reading its script from a pipe or a substitution (`… | sh`,
+///   `bash <(…)`): the script cannot be seen, so it is treated as a dump.
+/// - a command name computed at run time: a parameter expansion or substitution in its last
+///   path component (`$x`, `${x}`, `$(…)`, `` `…` ``) or a glob (`/usr/bin/e?v`, `{env,}`).
+/// - an interpreter's inline program (`python -c`, `node -e`, `perl -e`, `ruby -e`,
+///   `php -r`, `deno eval`, `bun -e`, `awk '…'`, `jq '…'`, or code on stdin) that reads the
+///   environment as a whole (`os.environ`, `process.env`, `%ENV`, `ENV`, `getenv()`,
+///   `ENVIRON`, `$ENV`, …; see `Interpreter`), or its program from a pipe.
+/// - any tool input string that names `/proc/<anything>/environ`, and in a shell script,
+///   after quote removal, a `/proc/…` path followed by a word naming `environ` (also as a
+///   glob, or a `/proc/<pid>/` path continued by an expansion).
 ///
 /// This is a tripwire for careless or accidental dumps, not a sandbox: an agent holding a
-/// credential in its environment can always print that one variable, and programs that read
-/// their own environment (`python -c 'print(os.environ)'`) or names built at run time
-/// (`$(echo env)`) are not recognised.
+/// credential in its environment can always print that one variable, write a script file
+/// and run it, or hide the words from a scanner (see GUARD-LIMITS in the README).
 public enum EnvironmentDump: String, Sendable, Equatable {
     case env
     case printenv
@@ -35,6 +45,9 @@ public enum EnvironmentDump: String, Sendable, Equatable {
     case set
     case processList = "ps"
     case procEnviron = "/proc/*/environ"
+    case hiddenScript = "script from a pipe"
+    case computedCommand = "computed command name"
+    case inlineCode = "inline code"
 
     /// How the reason names the form, e.g. "`env` without a command".
     public var summary: String {
@@ -46,8 +59,31 @@ public enum EnvironmentDump: String, Sendable, Equatable {
         case .set: "`set` without arguments"
         case .processList: "`ps e`"
         case .procEnviron: "reading /proc/…/environ"
+        case .hiddenScript: "a shell or interpreter reading its program from a pipe or a substitution"
+        case .computedCommand: "a command name computed at run time (`$x`, `$(…)`, a glob)"
+        case .inlineCode: "inline code reading the whole environment (`os.environ`, `process.env`, `%ENV`, …)"
         }
     }
+
+    /// The deny reason the built-in guard gives.
+    public var reason: String {
+        switch self {
+        case .hiddenScript, .computedCommand:
+            "\(summary) could print the whole environment, injected credentials included, and kontext cannot see what it runs; use a variable by name instead"
+        default:
+            "\(summary) would print the whole environment, injected credentials included; use a variable by name instead"
+        }
+    }
+}
+
+/// What a command reads on standard input, as far as the script shows it.
+struct StandardInput {
+    /// The previous command's output (`a | b`).
+    var fromPipe = false
+    /// A here-string or here-document written in the script.
+    var text: String?
+
+    static let none = StandardInput()
 }
 
 enum EnvironmentDumpDetector {
@@ -57,25 +93,28 @@ enum EnvironmentDumpDetector {
     /// The first environment dump among the commands of a shell script, if any.
     static func dump(inScript script: String, depth: Int = 0) -> EnvironmentDump? {
         guard depth <= maximumDepth else { return nil }
-        for words in ShellScanner.simpleCommands(in: script) {
-            if let found = dump(inCommand: words[...], depth: depth) { return found }
+        let commands = ShellScanner.commands(in: script)
+        for command in commands {
+            let input = StandardInput(fromPipe: command.readsPipe, text: command.input)
+            if let found = dump(inCommand: command.words[...], input: input, depth: depth) { return found }
         }
-        return nil
+        return ProcPaths.namesEnviron(in: commands) ? .procEnviron : nil
     }
 
     /// Whether one simple command (its words, quotes removed) dumps the environment.
-    static func dump(inCommand command: ArraySlice<String>, depth: Int = 0) -> EnvironmentDump? {
+    static func dump(inCommand command: ArraySlice<String>, input: StandardInput = .none, depth: Int = 0) -> EnvironmentDump? {
         guard depth <= maximumDepth else { return nil }
         var words = command
         while true {
             words = words.drop(while: isAssignment)
             guard let first = words.first else { return nil }
-            let name = String(baseName(first))
+            if isComputedCommandName(first) { return .computedCommand }
+            let name = withoutVersion(baseName(first))
             // Almost every command is none of these; one hash lookup settles it.
             guard commandsOfInterest.contains(name) else { return nil }
             let arguments = words.dropFirst()
             switch name {
-            case "!", "{", "if", "then", "else", "elif", "do", "while", "until":
+            case "!", "{", "if", "then", "else", "elif", "do", "while", "until", "builtin":
                 words = arguments
             case "command":
                 // `command -v env` only looks the name up.
@@ -117,20 +156,120 @@ enum EnvironmentDumpDetector {
             case "eval":
                 return dump(inScript: arguments.joined(separator: " "), depth: depth + 1)
             case "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish":
-                return shellScript(arguments).flatMap { dump(inScript: $0, depth: depth + 1) }
+                switch shellScript(arguments) {
+                case .inline(let script):
+                    return dump(inScript: script, depth: depth + 1)
+                case .missing:
+                    return input.fromPipe ? .hiddenScript : nil  // `… | xargs sh -c`
+                case .file(let path):
+                    return scriptFile(path, input: input, depth: depth)
+                case .standardInput:
+                    return shellReadingStandardInput(input, depth: depth)
+                }
+            case "source", ".":
+                return arguments.first.flatMap { scriptFile($0, input: input, depth: depth) }
+            case "find":
+                return findExecDump(arguments, depth: depth)
             default:
-                return nil
+                guard let interpreter = Interpreter(commandName: name) else { return nil }
+                switch interpreter.program(arguments) {
+                case .inline(let pieces):
+                    return pieces.contains(where: interpreter.readsWholeEnvironment) ? .inlineCode : nil
+                case .standardInput:
+                    if let text = input.text { return interpreter.readsWholeEnvironment(text) ? .inlineCode : nil }
+                    return input.fromPipe ? .hiddenScript : nil
+                case .elsewhere:
+                    return nil
+                }
             }
         }
     }
 
-    /// Every command name `dump(inCommand:)` looks at: keywords, wrappers, dumps, shells.
+    /// Every command name `dump(inCommand:)` looks at: keywords, wrappers, dumps, shells,
+    /// interpreters (version suffixes removed: `python3.12` is `python`).
     private static let commandsOfInterest: Set<String> = [
         "!", "{", "if", "then", "else", "elif", "do", "while", "until",
-        "command", "sudo", "doas", "exec", "nice", "timeout", "stdbuf", "xargs", "nohup", "setsid", "time", "busybox",
-        "env", "printenv", "export", "declare", "typeset", "set", "ps", "eval",
+        "command", "builtin", "sudo", "doas", "exec", "nice", "timeout", "stdbuf", "xargs", "nohup", "setsid", "time",
+        "busybox", "find",
+        "env", "printenv", "export", "declare", "typeset", "set", "ps", "eval", "source", ".",
         "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
+        "python", "pypy", "node", "nodejs", "deno", "bun", "perl", "ruby", "php",
+        "awk", "gawk", "mawk", "nawk", "jq", "gojq", "jaq",
     ]
+
+    /// A shell reading its script from standard input: judged by the script when the
+    /// script is written here, a dump when it comes from a pipe (it cannot be seen).
+    private static func shellReadingStandardInput(_ input: StandardInput, depth: Int) -> EnvironmentDump? {
+        if let text = input.text { return dump(inScript: text, depth: depth + 1) }
+        return input.fromPipe ? .hiddenScript : nil
+    }
+
+    /// A script operand of a shell or `source`: a file is not looked into (`bash script.sh`),
+    /// standard input is, and a substitution (`bash <(curl …)`) cannot be seen.
+    private static func scriptFile(_ path: String, input: StandardInput, depth: Int) -> EnvironmentDump? {
+        switch path {
+        case "-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0":
+            return shellReadingStandardInput(input, depth: depth)
+        default:
+            return path.hasPrefix(ShellScanner.substitutionPlaceholder) ? .hiddenScript : nil
+        }
+    }
+
+    /// `find … -exec CMD … ;` (also `-execdir`, `-ok`, `-okdir`, ending in `;` or `+`): each
+    /// CMD is checked as a command.
+    private static func findExecDump(_ arguments: ArraySlice<String>, depth: Int) -> EnvironmentDump? {
+        var rest = arguments
+        while let exec = rest.firstIndex(where: { $0 == "-exec" || $0 == "-execdir" || $0 == "-ok" || $0 == "-okdir" }) {
+            let command = rest[rest.index(after: exec)...].prefix { $0 != ";" && $0 != "+" }
+            if let found = dump(inCommand: command, depth: depth + 1) { return found }
+            rest = rest[command.endIndex...]
+        }
+        return nil
+    }
+
+    /// A command name whose last path component the shell computes: a parameter expansion
+    /// or substitution (`$x`, `${x}`, `$(…)`, `x/$y`) or a glob or brace expansion
+    /// (`e?v`, `/???/???/env`, `{env,}`). Any of these could be `env`. `$HOME/bin/tool` and
+    /// `$(git rev-parse --show-toplevel)/build.sh` name a fixed program and are not computed.
+    static func isComputedCommandName(_ word: String) -> Bool {
+        var lastSlash = -1, lastExpansion = -1
+        var braceStart = -1, braceExpands = false, bracketStart = -1
+        var previous: UInt8 = 0
+        for (offset, byte) in word.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "/"):
+                lastSlash = offset
+            case UInt8(ascii: "$"), UInt8(ascii: "*"), UInt8(ascii: "?"):
+                lastExpansion = offset
+            case UInt8(ascii: "["):
+                bracketStart = offset
+            case UInt8(ascii: "]") where bracketStart >= 0 && offset > bracketStart + 1:
+                lastExpansion = offset
+            case UInt8(ascii: "{"):
+                braceStart = offset
+                braceExpands = previous == UInt8(ascii: "$")  // `${x/a/b}` ends after its slashes
+            case UInt8(ascii: ",") where braceStart >= 0:
+                braceExpands = true  // `{env,}`
+            case UInt8(ascii: ".") where braceStart >= 0 && previous == UInt8(ascii: "."):
+                braceExpands = true  // `{a..z}`
+            case UInt8(ascii: "}") where braceStart >= 0:
+                if braceExpands { lastExpansion = offset }
+                braceStart = -1
+            default:
+                break
+            }
+            previous = byte
+        }
+        return lastExpansion > lastSlash
+    }
+
+    /// `python3.12` → `python`, `perl5.36` → `perl`, `ksh93` → `ksh`: interpreters are known by
+    /// their family name.
+    private static func withoutVersion(_ name: Substring) -> String {
+        guard let last = name.utf8.last, last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9") else { return String(name) }
+        let stem = name.utf8.reversed().drop { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") }
+        return stem.isEmpty ? String(name) : String(decoding: stem.reversed(), as: UTF8.self)
+    }
 
     /// `env [OPTION]… [NAME=VALUE]… [COMMAND [ARG]…]`: a dump when no command follows.
     private static func envDump(arguments: ArraySlice<String>, depth: Int) -> EnvironmentDump? {
@@ -176,17 +315,40 @@ enum EnvironmentDumpDetector {
         return dump(inCommand: rest, depth: depth + 1)
     }
 
-    /// The SCRIPT of `sh … -c SCRIPT`: the first operand after an option cluster holding `c`.
-    private static func shellScript(_ arguments: ArraySlice<String>) -> String? {
-        var sawCommandOption = false
-        for word in arguments {
+    private enum ShellScript {
+        case inline(String), missing, file(String), standardInput
+    }
+
+    /// Where a shell's script comes from: `-c SCRIPT` (the first operand after an option
+    /// cluster holding `c`), a file operand, or standard input (no operand, or `-s`).
+    private static func shellScript(_ arguments: ArraySlice<String>) -> ShellScript {
+        var sawCommandOption = false, readsStandardInput = false
+        var rest = arguments
+        while let word = rest.first {
+            rest = rest.dropFirst()
+            if word == "--" || word == "-" {
+                if word == "-" { readsStandardInput = true }
+                break
+            }
             if word.hasPrefix("-") || word.hasPrefix("+") {
-                if !word.hasPrefix("--"), word.dropFirst().contains("c") { sawCommandOption = true }
+                if word.hasPrefix("--") {
+                    if word == "--rcfile" || word == "--init-file" { rest = rest.dropFirst() }
+                    continue
+                }
+                let letters = word.dropFirst()
+                if letters.contains("c") { sawCommandOption = true }
+                if letters.contains("s") { readsStandardInput = true }
+                if letters.contains("o") || letters.contains("O") { rest = rest.dropFirst() }  // `-o pipefail`
                 continue
             }
-            return sawCommandOption ? word : nil
+            if sawCommandOption { return .inline(word) }
+            return readsStandardInput ? .standardInput : .file(word)
         }
-        return nil
+        if sawCommandOption {
+            return rest.first.map { .inline($0) } ?? .missing
+        }
+        if !readsStandardInput, let file = rest.first { return .file(file) }
+        return .standardInput
     }
 
     /// Words after the options (`--` ends them).

@@ -32,7 +32,7 @@ public struct SecretGuard: Sendable {
         }
         if let dump = environmentDump(in: input) {
             return PolicyVerdict(decision: .deny,
-                                 reason: "\(dump.summary) would print the whole environment, injected credentials included; use a variable by name instead",
+                                 reason: dump.reason,
                                  rule: SecretGuard.environmentDumpRule)
         }
         return nil

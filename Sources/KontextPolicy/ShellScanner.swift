@@ -4,29 +4,56 @@
 /// subshell and group parentheses, `$( )`, backticks and `<( )` (nested commands are
 /// listed too), quoting, backslash escapes, comments, redirections (dropped, targets too)
 /// and here-documents (bodies skipped, so a commit message that mentions `env` on a line
-/// of its own is not a command). It does not expand variables, aliases or globs.
+/// of its own is not a command; `$( )` and backticks in the body of one with an unquoted
+/// delimiter are listed). It does not expand variables, aliases or globs.
 struct ShellScanner {
     /// Nesting deeper than this is hostile or generated input; the rest is not scanned
     /// rather than risking the stack.
     static let maximumNesting = 64
 
-    static func simpleCommands(in script: String) -> [[String]] {
+    /// What a `$( )`, backtick or `<( )` substitution leaves in the word that holds it.
+    static let substitutionPlaceholder = "$(…)"
+
+    /// One simple command and what its standard input is, so that a shell or interpreter
+    /// reading its program from stdin can be judged by that program.
+    struct SimpleCommand: Equatable {
+        var words: [String]
+        /// Its standard input is the previous command's output (`a | b`, `a |& b`).
+        var readsPipe = false
+        /// Text it reads on standard input, visible in the script: a here-string's word or a
+        /// here-document's body (as written; unquoted bodies are not expanded).
+        var input: String?
+        /// The files its redirections name (`< in`, `> out`), kept apart from its words.
+        var redirectTargets: [String] = []
+    }
+
+    static func commands(in script: String) -> [SimpleCommand] {
         var scanner = ShellScanner(bytes: Array(script.utf8))
         scanner.scan(until: .end)
         return scanner.commands
+    }
+
+    static func simpleCommands(in script: String) -> [[String]] {
+        commands(in: script).map(\.words)
     }
 
     private enum Terminator { case end, closeParen, backtick }
 
     /// The command being read in one nesting level.
     private struct PartialCommand {
-        enum WordRole { case argument, redirectTarget, heredocDelimiter(stripTabs: Bool) }
+        enum WordRole { case argument, redirectTarget, hereString, heredocDelimiter(stripTabs: Bool) }
 
         var words: [String] = []
         var word: [UInt8] = []
         /// Distinguishes an empty quoted word (`""`) from no word at all.
         var hasWord = false
+        /// Any part of the word was quoted or escaped: a here-document delimiter written so
+        /// leaves its body unexpanded.
+        var wordIsQuoted = false
         var nextWordRole = WordRole.argument
+        var readsPipe = false
+        var input: String?
+        var redirectTargets: [String] = []
 
         mutating func append(_ byte: UInt8) {
             word.append(byte)
@@ -34,7 +61,7 @@ struct ShellScanner {
         }
 
         mutating func appendSubstitutionPlaceholder() {
-            word.append(contentsOf: "$(…)".utf8)
+            word.append(contentsOf: ShellScanner.substitutionPlaceholder.utf8)
             hasWord = true
         }
     }
@@ -42,8 +69,10 @@ struct ShellScanner {
     private let bytes: [UInt8]
     private var index = 0
     private var nesting = 0
-    private(set) var commands: [[String]] = []
-    private var pendingHeredocs: [(delimiter: [UInt8], stripTabs: Bool)] = []
+    private(set) var commands: [SimpleCommand] = []
+    /// Here-documents whose bodies start after the next newline; `command` is the index in
+    /// `commands` of the command reading each (nil until that command is finished).
+    private var pendingHeredocs: [(delimiter: [UInt8], stripTabs: Bool, expands: Bool, command: Int?)] = []
 
     private init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -68,9 +97,17 @@ struct ShellScanner {
                 finishCommand(&command)
                 index += 1
                 skipHeredocBodies()
-            case UInt8(ascii: ";"), UInt8(ascii: "|"):
+            case UInt8(ascii: ";"):
                 finishCommand(&command)
                 index += 1
+            case UInt8(ascii: "|"):
+                finishCommand(&command)
+                if next == UInt8(ascii: "|") {
+                    index += 2
+                } else {
+                    index += next == UInt8(ascii: "&") ? 2 : 1  // `|&` pipes stderr too
+                    command.readsPipe = true
+                }
             case UInt8(ascii: "&"):
                 if next == UInt8(ascii: ">") {
                     readRedirection(&command)
@@ -115,6 +152,7 @@ struct ShellScanner {
             case UInt8(ascii: "'"):
                 index += 1
                 command.hasWord = true
+                command.wordIsQuoted = true
                 while index < bytes.count, bytes[index] != UInt8(ascii: "'") {
                     command.append(bytes[index])
                     index += 1
@@ -126,6 +164,7 @@ struct ShellScanner {
                 if next == UInt8(ascii: "\n") {
                     index += 2  // line continuation
                 } else if let next {
+                    command.wordIsQuoted = true
                     command.append(next)
                     index += 2
                 } else {
@@ -162,20 +201,32 @@ struct ShellScanner {
         case .argument:
             command.words.append(String(decoding: command.word, as: UTF8.self))
         case .redirectTarget:
-            break
+            command.redirectTargets.append(String(decoding: command.word, as: UTF8.self))
+        case .hereString:
+            command.input = String(decoding: command.word, as: UTF8.self)
         case .heredocDelimiter(let stripTabs):
-            pendingHeredocs.append((command.word, stripTabs))
+            pendingHeredocs.append((command.word, stripTabs, !command.wordIsQuoted, nil))
         }
         command.nextWordRole = .argument
         command.word.removeAll(keepingCapacity: true)
         command.hasWord = false
+        command.wordIsQuoted = false
     }
 
     private mutating func finishCommand(_ command: inout PartialCommand) {
         finishWord(&command)
-        if !command.words.isEmpty { commands.append(command.words) }
+        for k in pendingHeredocs.indices where pendingHeredocs[k].command == nil {
+            pendingHeredocs[k].command = command.words.isEmpty ? -1 : commands.count
+        }
+        if !command.words.isEmpty {
+            commands.append(SimpleCommand(words: command.words, readsPipe: command.readsPipe, input: command.input,
+                                          redirectTargets: command.redirectTargets))
+        }
         command.words.removeAll()
+        command.redirectTargets.removeAll()
         command.nextWordRole = .argument
+        command.readsPipe = false
+        command.input = nil
     }
 
     /// Reads an operator such as `>`, `2>>`, `&>`, `<&-`, `<<-` and arranges for the word
@@ -195,7 +246,9 @@ struct ShellScanner {
             index += 1
             if byte == UInt8(ascii: "-") { break }
         }
-        if op.starts(with: "<<".utf8), !op.starts(with: "<<<".utf8) {
+        if op.starts(with: "<<<".utf8) {
+            command.nextWordRole = .hereString
+        } else if op.starts(with: "<<".utf8) {
             command.nextWordRole = .heredocDelimiter(stripTabs: op.last == UInt8(ascii: "-"))
         } else if op.last == UInt8(ascii: "-") {
             command.nextWordRole = .argument  // `>&-` closes a descriptor: no target word
@@ -207,6 +260,7 @@ struct ShellScanner {
     private mutating func readDoubleQuoted(_ command: inout PartialCommand) {
         index += 1
         command.hasWord = true
+        command.wordIsQuoted = true
         while index < bytes.count {
             let current = bytes[index]
             let next = byte(at: index + 1)
@@ -259,18 +313,52 @@ struct ShellScanner {
     }
 
     /// Called after a newline: here-document bodies start on the next line and run to a
-    /// line that is exactly the delimiter (leading tabs removed for `<<-`).
+    /// line that is exactly the delimiter (leading tabs removed for `<<-`). Each body becomes
+    /// its command's input; in a body the shell expands, `$( )` and backticks run commands,
+    /// so they are scanned.
     private mutating func skipHeredocBodies() {
         while !pendingHeredocs.isEmpty {
             let heredoc = pendingHeredocs.removeFirst()
+            var body: [UInt8] = []
             while index < bytes.count {
-                var lineEnd = index
-                while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                var lineEnd = endOfLine(from: index)
                 var line = bytes[index..<lineEnd]
                 if heredoc.stripTabs { line = line.drop { $0 == UInt8(ascii: "\t") } }
-                index = min(lineEnd + 1, bytes.count)
-                if line.elementsEqual(heredoc.delimiter) { break }
+                if line.elementsEqual(heredoc.delimiter) {
+                    index = min(lineEnd + 1, bytes.count)
+                    break
+                }
+                let lineStart = line.startIndex
+                if heredoc.expands {
+                    var position = lineStart
+                    while position < lineEnd {
+                        let current = bytes[position]
+                        if current == UInt8(ascii: "\\") {
+                            position += 2
+                        } else if current == UInt8(ascii: "`")
+                                    || (current == UInt8(ascii: "$") && byte(at: position + 1) == UInt8(ascii: "(")) {
+                            index = position + (current == UInt8(ascii: "`") ? 1 : 2)
+                            scanNested(until: current == UInt8(ascii: "`") ? .backtick : .closeParen)
+                            position = max(index, position + 1)
+                            if position > lineEnd { lineEnd = endOfLine(from: position) }
+                        } else {
+                            position += 1
+                        }
+                    }
+                }
+                let end = min(lineEnd + 1, bytes.count)
+                body += bytes[lineStart..<end]
+                index = end
+            }
+            if let reader = heredoc.command, reader >= 0, reader < commands.count {
+                commands[reader].input = String(decoding: body, as: UTF8.self)
             }
         }
+    }
+
+    private func endOfLine(from start: Int) -> Int {
+        var end = start
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+        return end
     }
 }

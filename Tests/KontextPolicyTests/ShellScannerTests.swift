@@ -46,3 +46,34 @@ import Testing
         #expect(commands("a)b") == [["a"], ["b"]])
     }
 }
+
+@Suite struct ShellScannerInputTests {
+    func commands(_ script: String) -> [ShellScanner.SimpleCommand] {
+        ShellScanner.commands(in: script)
+    }
+
+    @Test func pipesAreMarkedOnTheReadingCommand() {
+        #expect(commands("a | b |& c || d; e").map(\.readsPipe) == [false, true, true, false, false])
+        #expect(commands("a >| f | b").map(\.readsPipe) == [false, true])
+    }
+
+    @Test func hereStringsAndHereDocumentsAreTheCommandsInput() {
+        #expect(commands("bash <<< 'ls; env'").map(\.input) == ["ls; env"])
+        #expect(commands("sh <<EOF\nenv\nmake\nEOF\nls").map(\.input) == ["env\nmake\n", nil])
+        #expect(commands("x $(cat <<-'E'\n\tbody\n\tE\n)").map(\.input) == ["body\n", nil])
+    }
+
+    @Test func redirectionTargetsAreKeptApart() {
+        #expect(commands("tr a b < in > out 2>&1 x").map(\.redirectTargets) == [["in", "out", "1"]])
+        #expect(commands("tr a b < in > out 2>&1 x").map(\.words) == [["tr", "a", "b", "x"]])
+    }
+
+    @Test func substitutionsInUnquotedHereDocumentsAreCommands() {
+        #expect(commands("cat <<EOF\nvalue: $(env)\nEOF").map(\.words) == [["cat"], ["env"]])
+        #expect(commands("cat <<E >f\n`printenv`\nE\nls").map(\.words) == [["cat"], ["printenv"], ["ls"]])
+        #expect(commands("cat <<'EOF'\nvalue: $(env)\nEOF").map(\.words) == [["cat"]])
+        #expect(commands("cat <<\\EOF\nvalue: $(env)\nEOF").map(\.words) == [["cat"]])
+        _ = commands("cat <<EOF\n" + String(repeating: "$(", count: 100_000))
+        _ = commands("cat <<EOF\n" + String(repeating: "`\n", count: 10_000))
+    }
+}
