@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import KontextCore
 
 /// Where a policy came from (SPEC section 10). The layer's name prefixes the audit event's

@@ -80,6 +80,19 @@ struct TrustBoundaryTests {
         #expect(try sandbox.kontext(["trust", "--list"]).stderr.contains("no project is trusted yet"))
     }
 
+    /// An env file may not set what loads code into, or changes how, the programs it
+    /// launches: exit 2 at the variable's place, nothing launched.
+    @Test func envFileVariablesThatLoadCodeAreRefused() throws {
+        let sandbox = Sandbox("ld-preload")
+        sandbox.write(".env.kontext", "LOG_LEVEL=debug\nexport LD_PRELOAD=./evil.so\n")
+        for command in [["run", "--", "/usr/bin/touch", "ran"], ["start", "--agent-command", "/usr/bin/touch", "--", "ran"]] {
+            let result = try sandbox.kontext(command)
+            #expect(result.status == 2, "\(result.stderr)")
+            #expect(result.stderr.hasPrefix("kontext: .env.kontext:2:8: LD_PRELOAD may not be set from an env file"), "\(result.stderr)")
+            #expect(read(sandbox, "ran") == "<missing>", "\(command[0]) launched")
+        }
+    }
+
     /// Inside a session the agent may run kontext itself: it gets no credentials and cannot
     /// consent on the user's behalf.
     @Test func nothingResolvesInsideASession() throws {
@@ -140,7 +153,8 @@ struct TrustBoundaryTests {
     /// same-user agent cannot read its memory or environment through /proc. Run as an
     /// unprivileged user, since root may read any process.
     @Test func theSessionProcessIsNotDumpable() throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return }
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+              FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else { return }
         let scratch = URL(fileURLWithPath: "/tmp").appendingPathComponent("kontext-dumpable-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -148,11 +162,12 @@ struct TrustBoundaryTests {
         try """
             cat /proc/$PPID/environ > /dev/null 2>&1 && echo readable > environ || echo denied > environ
             stat -c %u /proc/$PPID/mem > mem-owner
-            grep 'Max core file size' /proc/$PPID/limits | awk '{print $5}' > core-limit
+            grep 'Max core file size' /proc/$PPID/limits | awk '{print $5 "/" $6}' > core-limit
             """.write(to: scratch.appendingPathComponent("agent.sh"), atomically: true, encoding: .utf8)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", TestSupport.kontextPath,
+        // Cores allowed where kontext starts, so that the limit it sets is what is seen.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+        process.arguments = ["--core=1048576:1048576", "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", TestSupport.kontextPath,
                              "start", "--agent-command", "/bin/sh", "--", "agent.sh"]
         process.currentDirectoryURL = scratch
         process.environment = ["HOME": scratch.path, "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": scratch.path + "/run",
@@ -164,7 +179,7 @@ struct TrustBoundaryTests {
         func file(_ name: String) -> String { (try? String(contentsOf: scratch.appendingPathComponent(name), encoding: .utf8)) ?? "<missing>" }
         #expect(file("environ") == "denied\n")
         #expect(file("mem-owner") == "0\n")
-        #expect(file("core-limit") == "0\n")
+        #expect(file("core-limit") == "0/0\n")
     }
 }
 
