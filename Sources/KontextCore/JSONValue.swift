@@ -51,12 +51,13 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// The same document with every string passed through `transform`.
+    /// The same document with every string passed through `transform`, object keys
+    /// included: a key is as free-form as a value (an agent may put a secret in either).
     public func mapStrings(_ transform: (String) -> String) -> JSONValue {
         switch self {
         case .string(let s): .string(transform(s))
         case .array(let items): .array(items.map { $0.mapStrings(transform) })
-        case .object(let members): .object(members.map { ($0.0, $0.1.mapStrings(transform)) })
+        case .object(let members): .object(members.map { (transform($0.0), $0.1.mapStrings(transform)) })
         default: self
         }
     }
