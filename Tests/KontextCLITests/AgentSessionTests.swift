@@ -335,6 +335,41 @@ struct HookRobustnessTests {
         #expect(decision?["enforced"] as? Bool == (mode == "enforce"))
     }
 
+    /// A tool call over the 4 MiB hook-input limit cannot be parsed whole; it is still
+    /// recorded with its tool name and the start of its input, redacted and bounded.
+    @Test(arguments: ["enforce", "observe"])
+    func oversizedInputRecordsTheToolNameAndABoundedPrefix(mode: String) throws {
+        let secret = TestSupport.secret("oversized-\(mode)")
+        let script = """
+            { printf '{"session_id":"s","tool_name":"Write","tool_input":{"file_path":"/tmp/big","content":"key=%s ' "$API_KEY"
+              head -c 5242880 /dev/zero | tr '\\0' a
+              printf '"}}'; } > input
+            "$KONTEXT_HOOK" hook pre-tool --agent claude < input > out 2> err; echo $? > code
+            rm -f input
+            """
+        let (sandbox, result) = try session(mode: mode, agentScript: script, secret: secret)
+        #expect(result.status == 0, "\(result.stderr)")
+        func read(_ file: String) -> String {
+            (try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent(file), encoding: .utf8)) ?? "<missing>"
+        }
+        #expect(read("code") == "0\n", "exit \(read("code")) \(read("err"))")
+        #expect(read("out").contains("\"permissionDecision\":\"deny\"") == (mode == "enforce"), "\(read("out"))")
+        let events = try exportedEvents(sandbox).filter { $0["event"] as? String == "pre-tool" }
+        #expect(events.count == 1)
+        let event = try #require(events.first)
+        #expect(event["tool_name"] as? String == "Write")
+        let input = try #require(event["tool_input"] as? [String: Any], "\(String(describing: event["tool_input"]))")
+        #expect(input["file_path"] as? String == "/tmp/big")
+        let content = try #require(input["content"] as? String)
+        #expect(content.hasPrefix("key=[REDACTED:svc-"), "\(content.prefix(60))")
+        #expect(content.utf8.count <= 65_536)
+        let decision = event["decision"] as? [String: Any]
+        #expect(decision?["rule"] as? String == "builtin:malformed-input")
+        #expect(decision?["outcome"] as? String == (mode == "enforce" ? "deny" : "allow"))
+        let hits = TestSupport.files(under: sandbox.root, containing: TestSupport.secretNonce)
+        #expect(hits.isEmpty, "secret found in \(hits)")
+    }
+
     @Test(arguments: ["enforce", "observe"])
     func unknownEventOrAgentIsAUsageError(mode: String) throws {
         let script = """
