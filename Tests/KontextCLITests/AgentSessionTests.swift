@@ -425,6 +425,30 @@ struct HookRobustnessTests {
         #expect(hits.isEmpty, "secret found in \(hits)")
     }
 
+    /// A tool name or policy rule carrying terminal control sequences (an OSC that sets the
+    /// window title, a cursor move) reaches `kontext audit tail|show` as inert text.
+    @Test func auditTailAndShowPrintNoControlCharacters() throws {
+        let script = """
+            "$KONTEXT_HOOK" hook pre-tool --agent claude < osc.json > out 2> err
+            echo "$KONTEXT_SESSION_ID" > session-id
+            """
+        let (sandbox, result) = try session(mode: "observe", agentScript: script, prepare: { sandbox in
+            sandbox.write("osc.json", #"{"tool_name":"Bash\u001b]0;pwned\u0007\u001b[2J","tool_input":{"command":"ls\u001b[1A"}}"#)
+            try FileManager.default.createDirectory(at: sandbox.workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
+            sandbox.write(".kontext/policy.toml", "[[rule]]\nid = \"x\\u001b]0;rule\\u0007\"\ntool = \"Bash*\"\ndecision = \"ask\"\n")
+        })
+        #expect(result.status == 0, "\(result.stderr)")
+        let id = try String(contentsOf: sandbox.workingDirectory.appendingPathComponent("session-id"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        for arguments in [["audit", "tail"], ["audit", "show", id]] {
+            let shown = try sandbox.kontext(arguments)
+            #expect(shown.status == 0, "\(shown.stderr)")
+            #expect(shown.stdout.contains("Bash"), "\(shown.stdout)")
+            let controls = shown.stdout.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
+            #expect(controls.isEmpty, "\(arguments) printed control characters: \(controls.map { $0.value })")
+        }
+    }
+
     /// Idle connections cannot make the sidecar grow without bound (one thread each), and a
     /// client sending a byte now and then cannot hold one open past the request deadline.
     @Test func idleAndDribblingClientsCannotExhaustTheSidecar() throws {

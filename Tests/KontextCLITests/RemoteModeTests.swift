@@ -200,6 +200,20 @@ struct LoginTests {
         user.expectNoTokens(tokens)
     }
 
+    /// A hostile issuer's device answer carries terminal escapes (an OSC title change, a
+    /// screen clear) in verification_uri and user_code: kontext prints them as inert text.
+    @Test func deviceFlowPrintsNoControlCharactersFromTheIssuer() throws {
+        let scratch = TestSupport.makeTemporaryDirectory("device-osc")
+        let issuer = try deviceIssuer(scratch, extra: ["--verification-suffix", "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{9B}1A"])
+        let user = RemoteUser("login-device-osc", issuer: issuer.baseURL)
+        let login = try user.kontext(["login", "--device"])
+        #expect(login.status == 0, "\(login.stderr)")
+        #expect(login.stderr.contains("enter the code"), "\(login.stderr)")
+        let controls = login.stderr.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
+        #expect(controls.isEmpty, "printed control characters: \(controls.map { $0.value })")
+        user.expectNoTokens(try user.storedTokens())
+    }
+
     @Test func deviceFlowSlowsDownWhenTold() throws {
         let scratch = TestSupport.makeTemporaryDirectory("device-slow")
         let issuer = try deviceIssuer(scratch, extra: ["--auto-slow-down", "--slow-down-step", "1"])
