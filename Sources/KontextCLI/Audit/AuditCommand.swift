@@ -53,9 +53,9 @@ struct AuditCommand: ParsableCommand {
             }
             let settings = try Configuration.settings(environment: currentEnvironment())
             if let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty {
-                // What the shipper has yet to deliver (SPEC section 7); this command sends it
-                // when it finishes.
-                let pending = try store.pendingEventCount()
+                // What the shipper has yet to deliver there (SPEC section 7); this command
+                // sends it when it finishes, if logged in as the sessions were recorded.
+                let pending = try store.pendingEventCount(auditURL: url)
                 printError(pending == 0 ? "kontext: every event has been sent to \(url)"
                            : "kontext: \(pending) event\(pending == 1 ? "" : "s") not yet sent to \(url)")
             }
