@@ -76,7 +76,8 @@ public enum RemoteAudit {
             throw KontextError.usage("cannot reach the audit backend at \(base): \(error.reason)")
         case .success(let response):
             guard response.status == 200, let document = try? JSONValue.parse(response.body) else {
-                let reason = (try? JSONValue.parse(response.body))?["error_description"]?.stringValue ?? "HTTP \(response.status)"
+                let reason = (try? JSONValue.parse(response.body))?["error_description"]?.stringValue.map { sanitized($0) }
+                    ?? "HTTP \(response.status)"
                 throw KontextError(response.status == 401 ? .authentication : .usage,
                                    "the audit backend refused \(pathAndQuery): \(reason)")
             }

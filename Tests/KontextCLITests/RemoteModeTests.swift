@@ -204,13 +204,19 @@ struct LoginTests {
     /// screen clear) in verification_uri and user_code: kontext prints them as inert text.
     @Test func deviceFlowPrintsNoControlCharactersFromTheIssuer() throws {
         let scratch = TestSupport.makeTemporaryDirectory("device-osc")
-        let issuer = try deviceIssuer(scratch, extra: ["--verification-suffix", "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{9B}1A"])
+        let escapes = "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{9B}1A"
+        // The subject (and so the email claim) carries them too: `login` and `whoami` print those.
+        let issuer = try deviceIssuer(scratch, subject: "bob" + escapes, extra: ["--verification-suffix", escapes])
         let user = RemoteUser("login-device-osc", issuer: issuer.baseURL)
         let login = try user.kontext(["login", "--device"])
         #expect(login.status == 0, "\(login.stderr)")
         #expect(login.stderr.contains("enter the code"), "\(login.stderr)")
-        let controls = login.stderr.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
-        #expect(controls.isEmpty, "printed control characters: \(controls.map { $0.value })")
+        let whoami = try user.kontext(["whoami"])
+        #expect(whoami.status == 0 && whoami.stdout.contains("subject: bob"), "\(whoami.stdout)")
+        for output in [login.stderr, whoami.stdout] {
+            let controls = output.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
+            #expect(controls.isEmpty, "printed control characters: \(controls.map { $0.value })")
+        }
         user.expectNoTokens(try user.storedTokens())
     }
 
