@@ -459,7 +459,7 @@ struct HookRobustnessTests {
             printf '{"tool_name":"Bash","tool_input":{"command":"echo after"}}' | "$KONTEXT_HOOK" hook pre-tool --agent claude > out 2> err
             echo $? > code
             """
-        let outcome = Locked<(idleThreads: Int, baseThreads: Int, dribbleSeconds: Double?)>((0, 0, nil))
+        let outcome = Locked<(idleThreads: Int, baseThreads: Int, dribbleSeconds: Double?, overCap: ProcessResult?)>((0, 0, nil, nil))
         let (sandbox, result) = try session(mode: "enforce", agentScript: script, prepare: { sandbox in
             let directory = sandbox.workingDirectory
             Thread {
@@ -479,6 +479,10 @@ struct HookRobustnessTests {
                 }
                 usleep(500_000)
                 let busy = (try? FileManager.default.contentsOfDirectory(atPath: tasks).count) ?? 0
+                // A hook call over the cap is turned away at once and falls back (enforce: deny).
+                let overCap = try? sandbox.run(TestSupport.kontextPath, ["hook", "pre-tool", "--agent", "claude"],
+                                               stdin: #"{"tool_name":"Bash","tool_input":{"command":"echo over"}}"#,
+                                               environment: ["KONTEXT_MODE": "enforce", "KONTEXT_SOCKET": path], timeout: 4)
                 idle.forEach { close($0) }
                 usleep(500_000)  // the sidecar sees them go
                 // A client that sends one byte a second and never finishes its request.
@@ -498,11 +502,13 @@ struct HookRobustnessTests {
                     dribbled = Date().timeIntervalSince(start)
                     close(fd)
                 }
-                outcome.set((busy, base, dribbled))
+                outcome.set((busy, base, dribbled, overCap))
             }.start()
         })
         #expect(result.status == 0, "\(result.stderr)")
-        let (busy, base, dribbled) = outcome.get()
+        let (busy, base, dribbled, overCap) = outcome.get()
+        let refused = try #require(overCap, "the hook over the cap did not finish within 4 s")
+        #expect(refused.status == 0 && refused.stdout.contains("\"permissionDecision\":\"deny\""), "\(refused.stdout) \(refused.stderr)")
         #expect(base > 0)
         #expect(busy - base <= 80, "400 idle connections made \(busy - base) more threads (\(base) before)")
         let seconds = try #require(dribbled)
