@@ -8,7 +8,7 @@ RS256-signed ID token.  Loopback only, state in memory.
         [--slow-down-step 5] [--access-lifetime 3600] \
         [--auto-approve SUB [--auto-email EMAIL] [--auto-after 2] | --auto-deny |
          --auto-expire] [--auto-slow-down] [--rfc8414-only] [--no-revocation] \
-        [--client-secret-env VAR] [--max-seconds 300] [--verbose]
+        [--client-secret-env VAR] [--verification-suffix TEXT] [--max-seconds 300] [--verbose]
 
 Needs `cryptography` (in the test-tools venv, a dependency of
 oidc-provider-mock); everything else is the standard library.
@@ -379,8 +379,8 @@ class Handler(BaseHTTPRequestHandler):
                  "last_poll": None, "counted_polls": 0}
             st.devices[device_code] = d
             st.device_order.append(d)
-        verification_uri = st.issuer + "/device"
-        self._json(200, {"device_code": device_code, "user_code": user_code,
+        verification_uri = st.issuer + "/device" + st.args.verification_suffix
+        self._json(200, {"device_code": device_code, "user_code": user_code + st.args.verification_suffix,
                          "verification_uri": verification_uri,
                          "verification_uri_complete": verification_uri + "?user_code=" + user_code,
                          "expires_in": int(st.args.device_expires),
@@ -549,6 +549,8 @@ def main():
     ap.add_argument("--no-revocation", action="store_true", help="no revocation endpoint")
     ap.add_argument("--client-secret-env", metavar="VAR",
                     help="require client_secret_basic with the secret in this environment variable")
+    ap.add_argument("--verification-suffix", default="",
+                    help="text appended to verification_uri and user_code (a hostile issuer's terminal escapes)")
     ap.add_argument("--verbose", action="store_true", help="one line per request on stderr")
     args = ap.parse_args()
 

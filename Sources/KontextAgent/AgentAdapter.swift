@@ -32,6 +32,9 @@ public protocol AgentAdapter: Sendable {
     var installHint: String { get }
 
     func parse(event: HookEvent, payload: [UInt8]) throws(MalformedHookInput) -> HookInput
+    /// The same for the start of an input cut at the hook-input limit: as much as it tells
+    /// (the tool name, the input up to the cut), for the audit record.
+    func parsePrefix(event: HookEvent, payload: [UInt8]) throws(MalformedHookInput) -> HookInput
     /// The hook's answer; `decision` nil leaves the call to the agent's own permissions.
     func answer(event: HookEvent, decision: PolicyDecision?, reason: String?) -> HookWire.Answer
     /// Arguments that make the agent use the generated settings file.

@@ -24,10 +24,19 @@ public struct ClaudeAdapter: AgentAdapter {
     }
 
     public func parse(event: HookEvent, payload: [UInt8]) throws(MalformedHookInput) -> HookInput {
+        try read(event: event, payload: payload, parse: { try JSONValue.parse($0) })
+    }
+
+    public func parsePrefix(event: HookEvent, payload: [UInt8]) throws(MalformedHookInput) -> HookInput {
+        try read(event: event, payload: payload, parse: { try JSONValue.parsePrefix($0) })
+    }
+
+    private func read(event: HookEvent, payload: [UInt8],
+                      parse: ([UInt8]) throws -> JSONValue) throws(MalformedHookInput) -> HookInput {
         guard !payload.isEmpty else { throw MalformedHookInput("empty hook input") }
         let document: JSONValue
         do {
-            document = try JSONValue.parse(payload)
+            document = try parse(payload)
         } catch {
             throw MalformedHookInput("hook input is not JSON (\(error))")
         }

@@ -9,7 +9,9 @@ import Darwin
 ///
 /// - `jsonl`: exactly `AuditEvent.json`, compact, one object per line, `\n` after each.
 /// - `csv`: RFC 4180 — a header row, CRLF after every record, a field quoted (with inner
-///   quotes doubled) when it contains a comma, a quote, CR or LF. Absent values (JSON null)
+///   quotes doubled) when it contains a comma, a quote, CR or LF. A field that starts with
+///   `=`, `+`, `-`, `@`, a tab or CR, which a spreadsheet would run as a formula, is quoted
+///   and starts with an apostrophe (`"'=…"`), so it opens as text. Absent values (JSON null)
 ///   are empty fields; `decision_enforced` is `true`/`false` (empty without a decision);
 ///   `tool_input` and `tool_response` hold the value's compact JSON text, `null` included,
 ///   so every cell of those columns parses as JSON.
@@ -73,10 +75,15 @@ public enum AuditExport {
     }
 
     public static func csvField(_ value: String) -> String {
-        let needsQuotes = value.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0a || $0 == 0x0d }
+        let startsFormula = value.utf8.first.map { formulaLeaders.contains($0) } ?? false
+        let needsQuotes = startsFormula
+            || value.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0a || $0 == 0x0d }
         guard needsQuotes else { return value }
-        return "\"" + value.replacingAll("\"", with: "\"\"") + "\""
+        return "\"" + (startsFormula ? "'" : "") + value.replacingAll("\"", with: "\"\"") + "\""
     }
+
+    /// First bytes that make Excel, LibreOffice or Google Sheets read a cell as a formula.
+    static let formulaLeaders: Set<UInt8> = [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0d]
 }
 
 /// Collects output into 64 KiB writes.

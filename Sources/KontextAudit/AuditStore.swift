@@ -6,6 +6,24 @@ import Glibc
 import Darwin
 #endif
 
+/// Where a session's events may be shipped: the audit backend and the identity (issuer and
+/// subject of the login or CI job) it was recorded under. A session without one (local mode)
+/// never leaves the machine; one with a destination goes only there, with that identity.
+public struct AuditDestination: Sendable, Equatable {
+    /// `KONTEXT_AUDIT_URL` without trailing slashes.
+    public var url: String
+    public var issuer: String
+    public var subject: String
+
+    public init(url: String, issuer: String, subject: String) {
+        var base = url
+        while base.hasSuffix("/") { base.removeLast() }
+        self.url = base
+        self.issuer = issuer
+        self.subject = subject
+    }
+}
+
 /// A session as the store knows it (`kontext audit sessions`).
 public struct AuditSession: Sendable, Equatable {
     public var id: String
@@ -16,13 +34,16 @@ public struct AuditSession: Sendable, Equatable {
     public var startedAt: String
     public var endedAt: String?
     public var exitCode: Int32?
+    /// Fixed when the session is first recorded; nil: local only.
+    public var destination: AuditDestination?
     /// Filled in by the queries; ignored by `recordSessionStart`.
     public var eventCount: Int
     public var lastEventAt: String?
 
     public init(id: String, agent: String, actor: AuditActor = AuditActor(), host: String? = nil,
                 cwd: String? = nil, startedAt: String = AuditTime.now(), endedAt: String? = nil,
-                exitCode: Int32? = nil, eventCount: Int = 0, lastEventAt: String? = nil) {
+                exitCode: Int32? = nil, destination: AuditDestination? = nil, eventCount: Int = 0,
+                lastEventAt: String? = nil) {
         self.id = id
         self.agent = agent
         self.actor = actor
@@ -31,6 +52,7 @@ public struct AuditSession: Sendable, Equatable {
         self.startedAt = startedAt
         self.endedAt = endedAt
         self.exitCode = exitCode
+        self.destination = destination
         self.eventCount = eventCount
         self.lastEventAt = lastEventAt
     }
@@ -164,27 +186,46 @@ public final class AuditStore: Sendable {
                 ALTER TABLE sessions ADD COLUMN end_shipped_at TEXT;
                 """)
         }
+        migrator.registerMigration("v3: sessions bound to their audit destination") { db in
+            // Sessions recorded before have no destination: nothing shows which backend and
+            // login (if any) they belonged to, so they stay local.
+            try db.execute(sql: """
+                ALTER TABLE sessions ADD COLUMN audit_url TEXT;
+                ALTER TABLE sessions ADD COLUMN audit_issuer TEXT;
+                ALTER TABLE sessions ADD COLUMN audit_subject TEXT;
+                -- A destination's queue: its sessions' unshipped events, without reading
+                -- the unshipped events of local sessions (which are never shipped).
+                CREATE INDEX events_unshipped_by_session ON events(session_id, position) WHERE shipped_at IS NULL;
+                """)
+        }
         return migrator
     }
 
     // MARK: Sessions
 
-    /// Records a session before its first event (kontext start knows the actor, host and
-    /// cwd); later calls fill in only what is still unknown. `AuditWriter` creates the row
-    /// from the first event of a session that was not recorded.
+    /// Records a session before its first event (kontext start knows the actor, host, cwd
+    /// and audit destination); later calls fill in only what is still unknown, and never
+    /// change a destination once set. `AuditWriter` creates the row from the first event of
+    /// a session that was not recorded (with no destination: it stays local).
     public func recordSessionStart(_ session: AuditSession) throws {
+        let destination = session.destination
         try write("record session \(session.id)") { db in
             try db.execute(sql: """
-                INSERT INTO sessions (id, agent, actor_sub, actor_email, host, cwd, started_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO sessions (id, agent, actor_sub, actor_email, host, cwd, started_at,
+                                      audit_url, audit_issuer, audit_subject)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET
                     actor_sub = coalesce(actor_sub, excluded.actor_sub),
                     actor_email = coalesce(actor_email, excluded.actor_email),
                     host = coalesce(host, excluded.host),
                     cwd = coalesce(cwd, excluded.cwd),
-                    started_at = min(started_at, excluded.started_at)
+                    started_at = min(started_at, excluded.started_at),
+                    audit_issuer = CASE WHEN audit_url IS NULL THEN excluded.audit_issuer ELSE audit_issuer END,
+                    audit_subject = CASE WHEN audit_url IS NULL THEN excluded.audit_subject ELSE audit_subject END,
+                    audit_url = coalesce(audit_url, excluded.audit_url)
                 """, arguments: [session.id, session.agent, session.actor.sub, session.actor.email,
-                                 session.host, session.cwd, session.startedAt])
+                                 session.host, session.cwd, session.startedAt,
+                                 destination?.url, destination?.issuer, destination?.subject])
         }
     }
 
@@ -204,15 +245,19 @@ public final class AuditStore: Sendable {
         SELECT s.id, s.agent, s.actor_sub, s.actor_email, s.host, s.cwd, s.started_at, s.ended_at,
                s.exit_code,
                (SELECT count(*) FROM events e WHERE e.session_id = s.id),
-               (SELECT e.time FROM events e WHERE e.session_id = s.id ORDER BY e.seq DESC LIMIT 1)
+               (SELECT e.time FROM events e WHERE e.session_id = s.id ORDER BY e.seq DESC LIMIT 1),
+               s.audit_url, s.audit_issuer, s.audit_subject
         FROM sessions s
         """
 
     private static func session(from row: Row) -> AuditSession {
-        AuditSession(id: row[0], agent: row[1], actor: AuditActor(sub: row[2], email: row[3]),
-                     host: row[4], cwd: row[5], startedAt: row[6], endedAt: row[7],
-                     exitCode: (row[8] as Int64?).map { Int32(truncatingIfNeeded: $0) },
-                     eventCount: row[9], lastEventAt: row[10])
+        let url: String? = row[11], issuer: String? = row[12], subject: String? = row[13]
+        var destination: AuditDestination?
+        if let url, let issuer, let subject { destination = AuditDestination(url: url, issuer: issuer, subject: subject) }
+        return AuditSession(id: row[0], agent: row[1], actor: AuditActor(sub: row[2], email: row[3]),
+                            host: row[4], cwd: row[5], startedAt: row[6], endedAt: row[7],
+                            exitCode: (row[8] as Int64?).map { Int32(truncatingIfNeeded: $0) },
+                            destination: destination, eventCount: row[9], lastEventAt: row[10])
     }
 
     /// Sessions, newest first, with their event counts.
@@ -322,25 +367,60 @@ public final class AuditStore: Sendable {
 
     // MARK: Shipping queue
 
-    /// The oldest events not yet shipped to `KONTEXT_AUDIT_URL`, in commit order.
-    public func pendingEvents(limit: Int) throws -> [AuditRecord] {
-        try records("read unshipped events", sql: """
-            SELECT position, json FROM events WHERE shipped_at IS NULL ORDER BY position LIMIT ?
-            """, arguments: [limit])
+    /// Sessions bound to `destination` (all three parts equal).
+    private static let boundTo = "s.audit_url = ? AND s.audit_issuer = ? AND s.audit_subject = ?"
+
+    private static func arguments(_ destination: AuditDestination) -> StatementArguments {
+        [destination.url, destination.issuer, destination.subject]
     }
 
-    public func pendingEventCount() throws -> Int {
+    /// The oldest events bound for `destination` not yet shipped, in commit order.
+    public func pendingEvents(limit: Int, for destination: AuditDestination) throws -> [AuditRecord] {
+        try records("read unshipped events", sql: """
+            SELECT e.position, e.json FROM sessions s
+            JOIN events e ON e.session_id = s.id AND e.shipped_at IS NULL
+            WHERE \(AuditStore.boundTo) ORDER BY e.position LIMIT ?
+            """, arguments: AuditStore.arguments(destination) + [limit])
+    }
+
+    public func pendingEventCount(for destination: AuditDestination) throws -> Int {
         try read("count unshipped events") { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE shipped_at IS NULL") ?? 0
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM sessions s JOIN events e ON e.session_id = s.id AND e.shipped_at IS NULL
+                WHERE \(AuditStore.boundTo)
+                """, arguments: AuditStore.arguments(destination)) ?? 0
         }
     }
 
-    /// Sessions whose start (`start`) or end has not reached the audit backend yet; an end is
-    /// pending only once the session has ended.
-    public func pendingSessions(start: Bool) throws -> [AuditSession] {
+    /// Unshipped events of sessions bound to the backend at `url`, whoever recorded them.
+    public func pendingEventCount(auditURL url: String) throws -> Int {
+        let base = AuditDestination(url: url, issuer: "", subject: "").url
+        return try read("count unshipped events") { db in
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM sessions s JOIN events e ON e.session_id = s.id AND e.shipped_at IS NULL
+                WHERE s.audit_url = ?
+                """, arguments: [base]) ?? 0
+        }
+    }
+
+    /// Whether a session bound to the backend at `url` has its start or end still to send.
+    public func hasPendingSessions(auditURL url: String) throws -> Bool {
+        let base = AuditDestination(url: url, issuer: "", subject: "").url
+        return try read("read unshipped sessions") { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM sessions WHERE audit_url = ?
+                               AND (start_shipped_at IS NULL OR (ended_at IS NOT NULL AND end_shipped_at IS NULL)))
+                """, arguments: [base]) ?? false
+        }
+    }
+
+    /// Sessions bound to `destination` whose start (`start`) or end has not reached it yet;
+    /// an end is pending only once the session has ended.
+    public func pendingSessions(start: Bool, for destination: AuditDestination) throws -> [AuditSession] {
         let condition = start ? "s.start_shipped_at IS NULL" : "s.ended_at IS NOT NULL AND s.end_shipped_at IS NULL"
         return try read("read unshipped sessions") { db in
-            try Row.fetchAll(db, sql: AuditStore.sessionColumns + " WHERE \(condition) ORDER BY s.rowid")
+            try Row.fetchAll(db, sql: AuditStore.sessionColumns + " WHERE \(condition) AND \(AuditStore.boundTo) ORDER BY s.rowid",
+                             arguments: AuditStore.arguments(destination))
                 .map(AuditStore.session(from:))
         }
     }

@@ -23,19 +23,21 @@ public struct BearerSource: Sendable {
 /// ends. A record is marked sent only after a 2xx answer, so delivery is at least once; the
 /// events' unique ids let the backend drop repeats. Whatever is unsent stays in the store
 /// for the next pass, the next session or the next kontext command.
+///
+/// Only sessions recorded for this shipper's destination (backend and identity) are sent:
+/// local-mode sessions and those recorded for another backend or login never are.
 public final class AuditShipper: Sendable {
     public static let batchSize = 500
 
     public let store: AuditStore
-    public let baseURL: String
+    public let destination: AuditDestination
+    public var baseURL: String { destination.url }
     let http: HTTPClient
     let bearer: BearerSource
 
-    public init(store: AuditStore, baseURL: String, http: HTTPClient, bearer: BearerSource) {
+    public init(store: AuditStore, destination: AuditDestination, http: HTTPClient, bearer: BearerSource) {
         self.store = store
-        var base = baseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        self.baseURL = base
+        self.destination = destination
         self.http = http
         self.bearer = bearer
     }
@@ -49,13 +51,14 @@ public final class AuditShipper: Sendable {
     /// first failure (everything not acknowledged stays pending).
     @discardableResult
     public func shipPending() async throws(Failure) -> Int {
-        for session in try await read({ try $0.pendingSessions(start: true) }) {
+        let destination = self.destination
+        for session in try await read({ try $0.pendingSessions(start: true, for: destination) }) {
             try await post("/v1/sessions", body: Self.sessionStartBody(session))
             try await write { try $0.markSessionShipped(id: session.id, start: true) }
         }
         var sent = 0
         while true {
-            let batch = try await read { try $0.pendingEvents(limit: Self.batchSize) }
+            let batch = try await read { try $0.pendingEvents(limit: Self.batchSize, for: destination) }
             if batch.isEmpty { break }
             var body = "{\"events\":["
             for (index, record) in batch.enumerated() {
@@ -68,7 +71,7 @@ public final class AuditShipper: Sendable {
             try await write { try $0.markShipped(ids: batch.map(\.event.id)) }
             sent += batch.count
         }
-        for session in try await read({ try $0.pendingSessions(start: false) }) {
+        for session in try await read({ try $0.pendingSessions(start: false, for: destination) }) {
             try await post("/v1/sessions/\(formEncode(session.id))/end", body: Self.sessionEndBody(session))
             try await write { try $0.markSessionShipped(id: session.id, start: false) }
         }
@@ -95,7 +98,7 @@ public final class AuditShipper: Sendable {
     }
 
     public func pendingCount() -> Int {
-        (try? store.pendingEventCount()) ?? 0
+        (try? store.pendingEventCount(for: destination)) ?? 0
     }
 
     private func read<T>(_ body: @escaping @Sendable (AuditStore) throws -> T) async throws(Failure) -> T where T: Sendable {

@@ -51,12 +51,13 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// The same document with every string passed through `transform`.
+    /// The same document with every string passed through `transform`, object keys
+    /// included: a key is as free-form as a value (an agent may put a secret in either).
     public func mapStrings(_ transform: (String) -> String) -> JSONValue {
         switch self {
         case .string(let s): .string(transform(s))
         case .array(let items): .array(items.map { $0.mapStrings(transform) })
-        case .object(let members): .object(members.map { ($0.0, $0.1.mapStrings(transform)) })
+        case .object(let members): .object(members.map { (transform($0.0), $0.1.mapStrings(transform)) })
         default: self
         }
     }
@@ -122,25 +123,47 @@ extension JSONValue {
     }
 
     public static func parse(_ text: String) throws -> JSONValue { try parse(Array(text.utf8)) }
+
+    /// Parses the start of a JSON text cut off at an arbitrary byte (a hook input read up to
+    /// its size limit): what is open at the cut (strings, arrays, objects) is closed there,
+    /// a member whose value had not begun is dropped, and a number or literal cut short is
+    /// null. Anything that is not JSON before the cut is still an error.
+    public static func parsePrefix(_ bytes: [UInt8], maxDepth: Int = 128) throws -> JSONValue {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, acceptsCutOff: true)
+        return try parser.parseDocument()
+    }
 }
 
 private struct JSONParser {
     let bytes: [UInt8]
     let maxDepth: Int
+    /// `parsePrefix`: the end of the bytes is a cut, not the end of the document.
+    let acceptsCutOff: Bool
+    /// Set once a cut-off document has been read up to its cut.
+    var reachedCut = false
     var index = 0
     var depth = 0
 
-    init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: [UInt8], maxDepth: Int, acceptsCutOff: Bool = false) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.acceptsCutOff = acceptsCutOff
     }
 
     mutating func parseDocument() throws -> JSONValue {
         skipWhitespace()
         let value = try parseValue()
+        if reachedCut { return value }
         skipWhitespace()
-        guard index == bytes.count else { throw fail("unexpected data after the document") }
+        guard index == bytes.count || acceptsCutOff else { throw fail("unexpected data after the document") }
         return value
+    }
+
+    /// True (and remembered) when a cut-off document ends here.
+    mutating func atCut() -> Bool {
+        guard acceptsCutOff, index >= bytes.count else { return false }
+        reachedCut = true
+        return true
     }
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: index, reason: reason) }
@@ -152,20 +175,29 @@ private struct JSONParser {
     }
 
     mutating func parseValue() throws -> JSONValue {
+        if atCut() { return .null }
         guard index < bytes.count else { throw fail("unexpected end of input") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+        case UInt8(ascii: "t"): try expect("true"); return reachedCut ? .null : .bool(true)
+        case UInt8(ascii: "f"): try expect("false"); return reachedCut ? .null : .bool(false)
         case UInt8(ascii: "n"): try expect("null"); return .null
-        default: return try parseNumber()
+        default:
+            if acceptsCutOff, bytes[index...].allSatisfy(JSONParser.isNumberByte) {
+                // A number running into the cut may be missing digits.
+                index = bytes.count
+                reachedCut = true
+                return .null
+            }
+            return try parseNumber()
         }
     }
 
     mutating func expect(_ word: String) throws {
         for byte in word.utf8 {
+            if atCut() { return }
             guard index < bytes.count, bytes[index] == byte else { throw fail("expected \(word)") }
             index += 1
         }
@@ -185,14 +217,20 @@ private struct JSONParser {
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
         while true {
             skipWhitespace()
+            if atCut() { return .object(members) }
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
             let key = try parseString()
             skipWhitespace()
+            // A member cut before its value began is left out.
+            if reachedCut || atCut() { return .object(members) }
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
             skipWhitespace()
+            if atCut() { return .object(members) }
             members.append((key, try parseValue()))
+            if reachedCut { return .object(members) }
             skipWhitespace()
+            if atCut() { return .object(members) }
             guard index < bytes.count else { throw fail("unterminated object") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
             if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
@@ -209,8 +247,11 @@ private struct JSONParser {
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
         while true {
             skipWhitespace()
+            if atCut() { return .array(items) }
             items.append(try parseValue())
+            if reachedCut { return .array(items) }
             skipWhitespace()
+            if atCut() { return .array(items) }
             guard index < bytes.count else { throw fail("unterminated array") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
             if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
@@ -228,7 +269,14 @@ private struct JSONParser {
             scalars.append(contentsOf: text.unicodeScalars)
         }
         while true {
-            guard index < bytes.count else { throw fail("unterminated string") }
+            guard index < bytes.count else {
+                guard atCut() else { throw fail("unterminated string") }
+                // The cut may split a multi-byte character: keep only whole ones.
+                var end = index
+                while end > max(run, index - 3), String(validating: bytes[run..<end], as: UTF8.self) == nil { end -= 1 }
+                try flush(end)
+                return String(scalars)
+            }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 try flush(index)
@@ -239,6 +287,7 @@ private struct JSONParser {
             if byte != UInt8(ascii: "\\") { index += 1; continue }
             try flush(index)
             index += 1
+            if atCut() { return String(scalars) }
             guard index < bytes.count else { throw fail("unterminated escape") }
             let escape = bytes[index]
             index += 1
@@ -263,6 +312,7 @@ private struct JSONParser {
                         code = 0xFFFD
                     }
                 }
+                if reachedCut { return String(scalars) }
                 scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
             default: throw fail("invalid escape")
             }
@@ -271,6 +321,12 @@ private struct JSONParser {
     }
 
     mutating func hex4() throws -> UInt32 {
+        if acceptsCutOff, index + 4 > bytes.count {
+            // A \u escape cut short: the string ends before it.
+            index = bytes.count
+            reachedCut = true
+            return 0xFFFD
+        }
         guard index + 4 <= bytes.count else { throw fail("short \\u escape") }
         var value: UInt32 = 0
         for _ in 0..<4 {
@@ -291,11 +347,7 @@ private struct JSONParser {
     mutating func parseNumber() throws -> JSONValue {
         let start = index
         if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
-        while index < bytes.count {
-            let byte = bytes[index]
-            let isNumberByte = (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e")
-                || byte == UInt8(ascii: "E") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
-            guard isNumberByte else { break }
+        while index < bytes.count, JSONParser.isNumberByte(bytes[index]) {
             index += 1
         }
         guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
@@ -303,5 +355,10 @@ private struct JSONParser {
             throw fail("unexpected character")
         }
         return .number(value)
+    }
+
+    static func isNumberByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e")
+            || byte == UInt8(ascii: "E") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
     }
 }

@@ -179,10 +179,3 @@ public struct TokenExchanger: Sendable {
         }
     }
 }
-
-/// Server-supplied text is shown to people: one line, printable, bounded.
-public func sanitized(_ text: String, limit: Int = 300) -> String {
-    let printable = text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) }
-    let line = String(printable).trimmingCharacters(in: .whitespaces)
-    return line.count > limit ? String(line.prefix(limit)) + "…" : line
-}

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CCurl
 import KontextCore
 
@@ -110,6 +115,24 @@ public struct HTTPClient: Sendable {
         }
     }
 
+    /// Whether `url` names this machine (localhost, 127.0.0.0/8, ::1), as libcurl itself
+    /// parses it. Such requests never use a proxy from the environment (`http_proxy`,
+    /// `ALL_PROXY`, …): the proxy would see the embedded broker's subject token and the
+    /// credentials it hands out.
+    public static func isLoopback(url: String) -> Bool {
+        guard let parsed = curl_url() else { return false }
+        defer { curl_url_cleanup(parsed) }
+        var host: UnsafeMutablePointer<CChar>?
+        guard curl_url_set(parsed, CURLUPART_URL, url, 0) == CURLUE_OK,
+              curl_url_get(parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK, let host else { return false }
+        defer { curl_free(host) }
+        let name = String(cString: host).lowercased()
+        if name == "localhost" || name.hasSuffix(".localhost") || name == "[::1]" { return true }
+        var address = in_addr()
+        guard inet_pton(AF_INET, name, &address) == 1 else { return false }
+        return UInt32(bigEndian: address.s_addr) >> 24 == 127
+    }
+
     /// libcurl's CAINFO replaces the system bundle; kontext adds to it instead.
     private static func combinedCABundle(extra path: String) -> [UInt8]? {
         guard let extra = readFile(path) else { return nil }
@@ -148,6 +171,8 @@ private final class Transfer {
         // Token endpoints must not redirect credentials elsewhere.
         kx_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
         kx_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+        // An empty proxy turns off the environment's proxy for this transfer.
+        if HTTPClient.isLoopback(url: request.url) { kx_curl_set_string(handle, CURLOPT_PROXY, "") }
         if request.method == "GET" {
             kx_curl_set_long(handle, CURLOPT_HTTPGET, 1)
         } else {

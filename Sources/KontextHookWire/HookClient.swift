@@ -9,6 +9,9 @@ import Darwin
 public enum HookClient {
     /// Runs the hook with the given arguments (after `hook`) and returns the exit code.
     public static func run(arguments: [String], environment: (String) -> String?) -> Int32 {
+        // A sidecar that closes early (over its connection cap, or gone) is a failed call to
+        // fall back from, not a SIGPIPE that kills the hook before it can answer.
+        signal(SIGPIPE, SIG_IGN)
         var event: String?
         var agent: String?
         var index = 0

@@ -77,10 +77,12 @@ public struct AuthorizationCodeLogin: Sendable {
         ]
         let url = authorize + (authorize.contains("?") ? "&" : "?")
             + query.map { formEncode($0.0) + "=" + formEncode($0.1) }.joined(separator: "&")
+        // The endpoint comes from the issuer's metadata: printed as text only.
+        let shownURL = sanitized(url, limit: 8192)
         if openBrowser, launchBrowser(url) {
-            printError("kontext: opened your browser to sign in to \(metadata.issuer); if it did not open, visit:\n  \(url)")
+            printError("kontext: opened your browser to sign in to \(metadata.issuer); if it did not open, visit:\n  \(shownURL)")
         } else {
-            printError("kontext: to sign in to \(metadata.issuer), open this URL in a browser on this machine:\n  \(url)")
+            printError("kontext: to sign in to \(metadata.issuer), open this URL in a browser on this machine:\n  \(shownURL)")
         }
         let timeout = self.timeout
         let parameters = try await offload { try listener.waitForResponse(timeout: timeout) }
@@ -171,10 +173,12 @@ public struct DeviceLogin: Sendable {
         }
         var interval = seconds("interval", 5)
         let deadline = monotonicSeconds() + seconds("expires_in", 600)
+        // The issuer's words go to the user's terminal: shown as text, never acted on.
+        let shownURI = sanitized(verification, limit: 2048), shownCode = sanitized(userCode, limit: 64)
         if let complete = document["verification_uri_complete"]?.stringValue {
-            printError("kontext: to sign in, open \(complete)\n  (or open \(verification) and enter the code \(userCode))")
+            printError("kontext: to sign in, open \(sanitized(complete, limit: 2048))\n  (or open \(shownURI) and enter the code \(shownCode))")
         } else {
-            printError("kontext: to sign in, open \(verification) and enter the code \(userCode)")
+            printError("kontext: to sign in, open \(shownURI) and enter the code \(shownCode)")
         }
         while true {
             try await Task.sleep(for: .milliseconds(Int(interval * 1000)))

@@ -87,7 +87,8 @@ public enum AgentSession {
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
         let session = SessionInfo(id: sessionID, agent: agentLabel, actor: identity.actor, host: hostName(), cwd: projectDirectory)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: agentLabel, actor: session.actor,
-                                                  host: session.host, cwd: session.cwd))
+                                                  host: session.host, cwd: session.cwd,
+                                                  destination: AuditUpload.destination(settings: settings, identity: identity)))
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()

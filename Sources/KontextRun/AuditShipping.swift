@@ -6,27 +6,40 @@ import KontextOIDC
 
 /// SPEC section 7's shipping, as `start` and every other command use it.
 public enum AuditUpload {
-    /// The shipper for `KONTEXT_AUDIT_URL`, or nil when none is set. Shipping needs a login
-    /// to authenticate with, so local mode keeps its audit local.
+    /// Where this run's sessions are recorded for: `KONTEXT_AUDIT_URL` with the login's (or
+    /// CI job's) identity. nil when no backend is set or in local mode, whose audit stays
+    /// local; a session keeps its destination for good (see `AuditShipper`).
+    public static func destination(settings: [String: String], identity: RunIdentity) -> AuditDestination? {
+        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, identity.bearer != nil,
+              let principal = identity.principal else { return nil }
+        return AuditDestination(url: url, issuer: principal.issuer, subject: principal.subject)
+    }
+
+    /// The shipper for this run's destination, or nil when it has none.
     public static func shipper(settings: [String: String], store: AuditStore, identity: RunIdentity) -> AuditShipper? {
-        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, let bearer = identity.bearer else { return nil }
-        return AuditShipper(store: store, baseURL: url, http: HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"]),
-                            bearer: bearer)
+        guard let destination = destination(settings: settings, identity: identity), let bearer = identity.bearer else { return nil }
+        return AuditShipper(store: store, destination: destination,
+                            http: HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"]), bearer: bearer)
     }
 
     /// What an earlier session left unsent (the backend was down, or kontext was killed),
-    /// sent by whichever kontext command runs next. Quiet unless something remains unsent,
-    /// and never fails the command it rides on.
+    /// sent by whichever kontext command runs next, if it runs with the backend and identity
+    /// those sessions were recorded for. Quiet unless something remains unsent, and never
+    /// fails the command it rides on.
     public static func sendBacklog(settings: [String: String], within seconds: Double = 10) async {
         // A CI job keeps no store between commands, so it has no backlog.
         guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, case .remote = Mode.detect(settings) else { return }
         let path = AuditStore.defaultPath(environment: settings)
-        guard AuditStore.exists(path: path), let store = try? AuditStore(path: path) else { return }
-        let pending = ((try? store.pendingEventCount()) ?? 0) + ((try? store.pendingSessions(start: true).count) ?? 0)
-            + ((try? store.pendingSessions(start: false).count) ?? 0)
-        guard pending > 0 else { return }
+        guard AuditStore.exists(path: path), let store = try? AuditStore(path: path),
+              ((try? store.pendingEventCount(auditURL: url)) ?? 0) > 0 || (try? store.hasPendingSessions(auditURL: url)) == true
+        else { return }
         guard let identity = try? await RunIdentity.establish(settings: settings),
               let shipper = shipper(settings: settings, store: store, identity: identity) else { return }
+        let destination = shipper.destination
+        let pending = ((try? store.pendingEventCount(for: destination)) ?? 0)
+            + ((try? store.pendingSessions(start: true, for: destination).count) ?? 0)
+            + ((try? store.pendingSessions(start: false, for: destination).count) ?? 0)
+        guard pending > 0 else { return }
         let problem = await shipper.shipPending(within: seconds)
         let unsent = shipper.pendingCount()
         if unsent > 0 {
@@ -63,7 +76,8 @@ public enum RemoteAudit {
             throw KontextError.usage("cannot reach the audit backend at \(base): \(error.reason)")
         case .success(let response):
             guard response.status == 200, let document = try? JSONValue.parse(response.body) else {
-                let reason = (try? JSONValue.parse(response.body))?["error_description"]?.stringValue ?? "HTTP \(response.status)"
+                let reason = (try? JSONValue.parse(response.body))?["error_description"]?.stringValue.map { sanitized($0) }
+                    ?? "HTTP \(response.status)"
                 throw KontextError(response.status == 401 ? .authentication : .usage,
                                    "the audit backend refused \(pathAndQuery): \(reason)")
             }

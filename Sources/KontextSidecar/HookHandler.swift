@@ -75,6 +75,13 @@ public struct HookHandler: Sendable {
         var note = ""
         do throws(MalformedHookInput) {
             if request.truncated {
+                // Too large to check, but not hidden: the record keeps the tool name and the
+                // input up to the cut (redacted and bounded per string like any input).
+                if let start = try? adapter.parsePrefix(event: event, payload: request.payload) {
+                    record.toolName = start.toolName
+                    record.toolInput = start.prompt.map(AuditEvent.promptInput) ?? start.toolInput
+                    record.toolResponse = start.toolResponse
+                }
                 throw MalformedHookInput("hook input larger than \(HookWire.maximumInput) bytes")
             }
             let input = try adapter.parse(event: event, payload: request.payload)

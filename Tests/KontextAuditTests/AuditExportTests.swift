@@ -12,6 +12,22 @@ import Testing
         #expect(AuditExport.csvField("") == "")
     }
 
+    /// A spreadsheet runs a cell that starts with = + - @ (or tab / CR before one) as a
+    /// formula; such a cell is quoted with a leading apostrophe so it stays text.
+    @Test func csvNeutralisesFormulaLeadingFields() {
+        #expect(AuditExport.csvField("=HYPERLINK(\"http://x\")") == "\"'=HYPERLINK(\"\"http://x\"\")\"")
+        #expect(AuditExport.csvField("+1+1") == "\"'+1+1\"")
+        #expect(AuditExport.csvField("-2+3") == "\"'-2+3\"")
+        #expect(AuditExport.csvField("@SUM(A1)") == "\"'@SUM(A1)\"")
+        #expect(AuditExport.csvField("\t=1") == "\"'\t=1\"")
+        #expect(AuditExport.csvField("\r=1") == "\"'\r=1\"")
+        #expect(AuditExport.csvField("a=1") == "a=1")
+        var event = fullEvent(session: "s1")
+        event.toolName = "=cmd|' /C calc'!A0"
+        let row = parseCSV(AuditExport.csvRecord(event))[0]
+        #expect(row[AuditExport.csvColumns.firstIndex(of: "tool_name")!] == "'=cmd|' /C calc'!A0")
+    }
+
     @Test func csvRecordHasTheDocumentedColumns() throws {
         var event = fullEvent(session: "s1", command: "echo \"a, b\"\nls")
         event.seq = 7

@@ -29,6 +29,23 @@ import Testing
         #expect(clean.id == event.id && clean.sessionID == event.sessionID && clean.time == event.time)
     }
 
+    @Test func redactsSecretsUsedAsObjectKeys() {
+        var event = fullEvent(session: "s1")
+        event.toolInput = .object([
+            (githubToken, .string("value")),
+            ("headers", .object([("Bearer \(githubToken)", .bool(true))])),
+        ])
+        event.toolResponse = .object([("hunter2-pg", .array([.object([("x-\(githubToken)", .null)])]))])
+
+        let clean = event.sanitized(redactor: redactor)
+        let text = clean.json.serialized
+        #expect(!text.contains(githubToken))
+        #expect(!text.contains("hunter2-pg"))
+        #expect(clean.toolInput["[REDACTED:github]"] == .string("value"))
+        #expect(clean.toolInput["headers"] == .object([("Bearer [REDACTED:github]", .bool(true))]))
+        #expect(clean.toolResponse["[REDACTED:pg]"] == .array([.object([("x-[REDACTED:github]", .null)])]))
+    }
+
     @Test func truncatesLongResponsesWithAVisibleMarker() throws {
         var event = fullEvent(session: "s1")
         let output = String(repeating: "0123456789", count: 5000) // 50,000 bytes

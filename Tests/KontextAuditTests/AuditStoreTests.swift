@@ -202,18 +202,29 @@ import Testing
         let store = try AuditStore(path: directory.file("audit.db"))
         let writer = AuditWriter(store: store)
         defer { writer.close() }
+        let backend = AuditDestination(url: "https://audit.example/", issuer: "https://issuer.example", subject: "u1")
+        try store.recordSessionStart(AuditSession(id: "s", agent: "claude", destination: backend))
         let ids = try (0..<5).map { _ in try writer.append(fullEvent(session: "s")).id }
+        // A local session's events (no destination) are never queued; another destination's neither.
+        _ = try writer.append(fullEvent(session: "local"))
+        try store.recordSessionStart(AuditSession(id: "other", agent: "claude",
+                                                  destination: AuditDestination(url: backend.url, issuer: backend.issuer, subject: "u2")))
+        _ = try writer.append(fullEvent(session: "other"))
 
-        #expect(try store.pendingEvents(limit: 3).map(\.event.id) == Array(ids.prefix(3)))
+        #expect(try store.pendingEvents(limit: 3, for: backend).map(\.event.id) == Array(ids.prefix(3)))
         try store.markShipped(ids: Array(ids.prefix(3)) + ["unknown-id"])
-        #expect(try store.pendingEvents(limit: 10).map(\.event.id) == Array(ids.suffix(2)))
-        #expect(try store.pendingEventCount() == 2)
+        #expect(try store.pendingEvents(limit: 10, for: backend).map(\.event.id) == Array(ids.suffix(2)))
+        #expect(try store.pendingEventCount(for: backend) == 2)
+        #expect(try store.pendingEventCount(auditURL: "https://audit.example") == 3)
+        #expect(try store.pendingSessions(start: true, for: backend).map(\.id) == ["s"])
         try store.markShipped(ids: Array(ids.suffix(2)))
-        #expect(try store.pendingEvents(limit: 10).isEmpty)
+        #expect(try store.pendingEvents(limit: 10, for: backend).isEmpty)
         // Shipping state survives reopening (a restart resumes where it stopped).
         let reopened = try AuditStore(path: directory.file("audit.db"))
-        #expect(try reopened.pendingEventCount() == 0)
-        #expect(try reopened.eventCount() == 5)
+        #expect(try reopened.pendingEventCount(for: backend) == 0)
+        #expect(try reopened.session(id: "s")?.destination == backend)
+        #expect(try reopened.session(id: "local")?.destination == nil)
+        #expect(try reopened.eventCount() == 7)
     }
 
     @Test func createsPrivateDirectoryAndFiles() throws {

@@ -269,8 +269,10 @@ struct HookRobustnessTests {
     ]
 
     /// Runs a session whose agent is a shell script, and returns the sandbox.
-    func session(mode: String, agentScript: String, secret: String? = nil) throws -> (Sandbox, ProcessResult) {
+    func session(mode: String, agentScript: String, secret: String? = nil,
+                 prepare: (Sandbox) throws -> Void = { _ in }) throws -> (Sandbox, ProcessResult) {
         let sandbox = Sandbox("hooks-\(mode)")
+        try prepare(sandbox)
         if let secret {
             let service = "svc-\(UUID().uuidString.prefix(6).lowercased())"
             #expect(try sandbox.kontext(["provider", "add", service], stdin: secret).status == 0)
@@ -398,6 +400,41 @@ struct HookRobustnessTests {
         #expect(decision?["enforced"] as? Bool == (mode == "enforce"))
     }
 
+    /// A tool call over the 4 MiB hook-input limit cannot be parsed whole; it is still
+    /// recorded with its tool name and the start of its input, redacted and bounded.
+    @Test(arguments: ["enforce", "observe"])
+    func oversizedInputRecordsTheToolNameAndABoundedPrefix(mode: String) throws {
+        let secret = TestSupport.secret("oversized-\(mode)")
+        let script = """
+            { printf '{"session_id":"s","tool_name":"Write","tool_input":{"file_path":"/tmp/big","content":"key=%s ' "$API_KEY"
+              head -c 5242880 /dev/zero | tr '\\0' a
+              printf '"}}'; } > input
+            "$KONTEXT_HOOK" hook pre-tool --agent claude < input > out 2> err; echo $? > code
+            rm -f input
+            """
+        let (sandbox, result) = try session(mode: mode, agentScript: script, secret: secret)
+        #expect(result.status == 0, "\(result.stderr)")
+        func read(_ file: String) -> String {
+            (try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent(file), encoding: .utf8)) ?? "<missing>"
+        }
+        #expect(read("code") == "0\n", "exit \(read("code")) \(read("err"))")
+        #expect(read("out").contains("\"permissionDecision\":\"deny\"") == (mode == "enforce"), "\(read("out"))")
+        let events = try exportedEvents(sandbox).filter { $0["event"] as? String == "pre-tool" }
+        #expect(events.count == 1)
+        let event = try #require(events.first)
+        #expect(event["tool_name"] as? String == "Write")
+        let input = try #require(event["tool_input"] as? [String: Any], "\(String(describing: event["tool_input"]))")
+        #expect(input["file_path"] as? String == "/tmp/big")
+        let content = try #require(input["content"] as? String)
+        #expect(content.hasPrefix("key=[REDACTED:svc-"), "\(content.prefix(60))")
+        #expect(content.utf8.count <= 65_536)
+        let decision = event["decision"] as? [String: Any]
+        #expect(decision?["rule"] as? String == "builtin:malformed-input")
+        #expect(decision?["outcome"] as? String == (mode == "enforce" ? "deny" : "allow"))
+        let hits = TestSupport.files(under: sandbox.root, containing: TestSupport.secretNonce)
+        #expect(hits.isEmpty, "secret found in \(hits)")
+    }
+
     @Test(arguments: ["enforce", "observe"])
     func unknownEventOrAgentIsAUsageError(mode: String) throws {
         let script = """
@@ -451,6 +488,103 @@ struct HookRobustnessTests {
         #expect(hits.isEmpty, "secret found in \(hits)")
     }
 
+    /// A tool name or policy rule carrying terminal control sequences (an OSC that sets the
+    /// window title, a cursor move) reaches `kontext audit tail|show` as inert text.
+    @Test func auditTailAndShowPrintNoControlCharacters() throws {
+        let script = """
+            "$KONTEXT_HOOK" hook pre-tool --agent claude < osc.json > out 2> err
+            echo "$KONTEXT_SESSION_ID" > session-id
+            """
+        let (sandbox, result) = try session(mode: "observe", agentScript: script, prepare: { sandbox in
+            sandbox.write("osc.json", #"{"tool_name":"Bash\u001b]0;pwned\u0007\u001b[2J","tool_input":{"command":"ls\u001b[1A"}}"#)
+            try FileManager.default.createDirectory(at: sandbox.workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
+            sandbox.write(".kontext/policy.toml", "[[rule]]\nid = \"x\\u001b]0;rule\\u0007\"\ntool = \"Bash*\"\ndecision = \"ask\"\n")
+        })
+        #expect(result.status == 0, "\(result.stderr)")
+        let id = try String(contentsOf: sandbox.workingDirectory.appendingPathComponent("session-id"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        for arguments in [["audit", "tail"], ["audit", "show", id]] {
+            let shown = try sandbox.kontext(arguments)
+            #expect(shown.status == 0, "\(shown.stderr)")
+            #expect(shown.stdout.contains("Bash"), "\(shown.stdout)")
+            let controls = shown.stdout.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
+            #expect(controls.isEmpty, "\(arguments) printed control characters: \(controls.map { $0.value })")
+        }
+    }
+
+    /// Idle connections cannot make the sidecar grow without bound (one thread each), and a
+    /// client sending a byte now and then cannot hold one open past the request deadline.
+    @Test func idleAndDribblingClientsCannotExhaustTheSidecar() throws {
+        let script = """
+            echo "$PPID" > kontext-pid
+            printf %s "$KONTEXT_SOCKET" > socket-path
+            while [ ! -f go ]; do sleep 0.05; done
+            printf '{"tool_name":"Bash","tool_input":{"command":"echo after"}}' | "$KONTEXT_HOOK" hook pre-tool --agent claude > out 2> err
+            echo $? > code
+            """
+        let outcome = Locked<(idleThreads: Int, baseThreads: Int, dribbleSeconds: Double?, overCap: ProcessResult?)>((0, 0, nil, nil))
+        let (sandbox, result) = try session(mode: "enforce", agentScript: script, prepare: { sandbox in
+            let directory = sandbox.workingDirectory
+            Thread {
+                func file(_ name: String) -> String? {
+                    try? String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+                }
+                let deadline = Date().addingTimeInterval(60)
+                while file("socket-path") == nil || file("kontext-pid") == nil, Date() < deadline { usleep(20_000) }
+                defer { _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("go").path, contents: nil) }
+                guard let path = file("socket-path"), let pid = file("kontext-pid")?.trimmingCharacters(in: .whitespacesAndNewlines) else { return }
+                let tasks = "/proc/\(pid)/task"
+                let base = (try? FileManager.default.contentsOfDirectory(atPath: tasks).count) ?? 0
+                // 400 idle clients, each connected and silent.
+                var idle: [Int32] = []
+                for _ in 0..<400 {
+                    if let fd = connectUnix(path) { idle.append(fd) }
+                }
+                usleep(500_000)
+                let busy = (try? FileManager.default.contentsOfDirectory(atPath: tasks).count) ?? 0
+                // A hook call over the cap is turned away at once and falls back (enforce: deny).
+                let overCap = try? sandbox.run(TestSupport.kontextPath, ["hook", "pre-tool", "--agent", "claude"],
+                                               stdin: #"{"tool_name":"Bash","tool_input":{"command":"echo over"}}"#,
+                                               environment: ["KONTEXT_MODE": "enforce", "KONTEXT_SOCKET": path], timeout: 4)
+                idle.forEach { close($0) }
+                usleep(500_000)  // the sidecar sees them go
+                // A client that sends one byte a second and never finishes its request.
+                var dribbled: Double?
+                if let fd = connectUnix(path) {
+                    let start = Date()
+                    var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    while Date().timeIntervalSince(start) < 20 {
+                        var byte: UInt8 = 0x4B
+                        guard send(fd, &byte, 1, Int32(MSG_NOSIGNAL)) == 1 else { break }
+                        var buffer = [UInt8](repeating: 0, count: 256)
+                        let n = recv(fd, &buffer, buffer.count, 0)
+                        if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { break }
+                        if n > 0 { break }  // answered (and then closed)
+                    }
+                    dribbled = Date().timeIntervalSince(start)
+                    close(fd)
+                }
+                outcome.set((busy, base, dribbled, overCap))
+            }.start()
+        })
+        #expect(result.status == 0, "\(result.stderr)")
+        let (busy, base, dribbled, overCap) = outcome.get()
+        let refused = try #require(overCap, "the hook over the cap did not finish within 4 s")
+        #expect(refused.status == 0 && refused.stdout.contains("\"permissionDecision\":\"deny\""), "\(refused.stdout) \(refused.stderr)")
+        #expect(base > 0)
+        #expect(busy - base <= 80, "400 idle connections made \(busy - base) more threads (\(base) before)")
+        let seconds = try #require(dribbled)
+        #expect(seconds < 12, "a dribbling client stayed connected \(seconds) s")
+        func read(_ file: String) -> String {
+            (try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent(file), encoding: .utf8)) ?? "<missing>"
+        }
+        // Once the idle clients are gone, hooks are answered normally (no fallback note).
+        #expect(read("code") == "0\n" && read("err").isEmpty, "\(read("err"))")
+        let events = try exportedEvents(sandbox).filter { $0["event"] as? String == "pre-tool" }
+        #expect(events.compactMap { ($0["tool_input"] as? [String: Any])?["command"] as? String } == ["echo after"])
+    }
+
     @Test func acknowledgedEventsSurviveKillNineOfKontext() throws {
         // The stand-in agent makes 25 hook calls, each acknowledged, then SIGKILLs the kontext
         // process running the session (its parent) before it can end anything cleanly.
@@ -479,4 +613,31 @@ struct HookRobustnessTests {
         #expect(next.status == 0, "\(next.stderr)")
         #expect((try FileManager.default.contentsOfDirectory(atPath: sessions.path)).isEmpty, "the abandoned directory is removed")
     }
+}
+
+/// A value shared with a helper thread.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ newValue: Value) { lock.withLock { value = newValue } }
+}
+
+/// A connected Unix stream socket, or nil.
+func connectUnix(_ path: String) -> Int32? {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (index, byte) in bytes.enumerated() { raw[index] = byte }
+    }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard connected == 0 else { close(fd); return nil }
+    return fd
 }

@@ -82,6 +82,22 @@ struct LocalModeCLITests {
         assertNoSecretOnDisk(sandbox)
     }
 
+    /// libcurl honours the proxy variables; the embedded broker's exchange (this run's
+    /// subject token, the credential) must never go through one.
+    @Test func loopbackExchangeBypassesProxies() throws {
+        let sandbox = Sandbox("proxy")
+        let name = service("github")
+        #expect(try sandbox.kontext(["provider", "add", name], stdin: TestSupport.secret("proxy")).status == 0)
+        sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:\(name)>>\n")
+        let proxy = try RecordingListener()
+        let proxyURL = "http://127.0.0.1:\(proxy.port)"
+        let variables = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+        let result = try sandbox.kontext(["run", "--", "/bin/sh", "-c", "test -n \"$GITHUB_TOKEN\""],
+                                         environment: Dictionary(uniqueKeysWithValues: variables.map { ($0, proxyURL) }))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(proxy.connections == 0, "the proxy was sent \(proxy.bytes) bytes")
+    }
+
     @Test func unresolvedPlaceholdersAreAllListedAndNothingRuns() throws {
         let sandbox = Sandbox("unresolved")
         let known = service("known")
@@ -214,5 +230,55 @@ struct LocalModeCLITests {
         #expect(dump.stdout == recorded, "man/kontext.1 is stale: run scripts/generate-docs")
         let manual = try String(contentsOf: Self.repository.appendingPathComponent("man/kontext.1"), encoding: .utf8)
         for command in ["run", "env", "provider"] { #expect(manual.contains(command)) }
+    }
+}
+
+/// A TCP listener on loopback that records what reaches it and hangs up: a stand-in proxy.
+final class RecordingListener: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let lock = NSLock()
+    private var counts = (connections: 0, bytes: 0)
+
+    var connections: Int { lock.withLock { counts.connections } }
+    var bytes: Int { lock.withLock { counts.bytes } }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let listener = fd
+        Thread { [weak self] in
+            while true {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { return }
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let n = read(connection, &buffer, buffer.count)
+                close(connection)
+                guard let self else { return }
+                self.lock.withLock {
+                    self.counts.connections += 1
+                    self.counts.bytes += max(n, 0)
+                }
+            }
+        }.start()
+    }
+
+    deinit {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
     }
 }

@@ -200,6 +200,26 @@ struct LoginTests {
         user.expectNoTokens(tokens)
     }
 
+    /// A hostile issuer's device answer carries terminal escapes (an OSC title change, a
+    /// screen clear) in verification_uri and user_code: kontext prints them as inert text.
+    @Test func deviceFlowPrintsNoControlCharactersFromTheIssuer() throws {
+        let scratch = TestSupport.makeTemporaryDirectory("device-osc")
+        let escapes = "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{9B}1A"
+        // The subject (and so the email claim) carries them too: `login` and `whoami` print those.
+        let issuer = try deviceIssuer(scratch, subject: "bob" + escapes, extra: ["--verification-suffix", escapes])
+        let user = RemoteUser("login-device-osc", issuer: issuer.baseURL)
+        let login = try user.kontext(["login", "--device"])
+        #expect(login.status == 0, "\(login.stderr)")
+        #expect(login.stderr.contains("enter the code"), "\(login.stderr)")
+        let whoami = try user.kontext(["whoami"])
+        #expect(whoami.status == 0 && whoami.stdout.contains("subject: bob"), "\(whoami.stdout)")
+        for output in [login.stderr, whoami.stdout] {
+            let controls = output.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
+            #expect(controls.isEmpty, "printed control characters: \(controls.map { $0.value })")
+        }
+        user.expectNoTokens(try user.storedTokens())
+    }
+
     @Test func deviceFlowSlowsDownWhenTold() throws {
         let scratch = TestSupport.makeTemporaryDirectory("device-slow")
         let issuer = try deviceIssuer(scratch, extra: ["--auto-slow-down", "--slow-down-step", "1"])
@@ -401,6 +421,64 @@ struct RemoteRunTests {
 
 @Suite(.enabled(if: TestSupport.hasSessionBus, "needs a Secret Service: run scripts/test"))
 struct AuditShippingTests {
+    /// Each session is shipped only to the audit backend and identity it was recorded under:
+    /// a local-mode session never leaves the machine, and a remote session's backlog goes
+    /// neither to a backend configured later nor with another login.
+    @Test func sessionsShipOnlyWhereTheyWereRecorded() throws {
+        let scratch = TestSupport.makeTemporaryDirectory("shipping-bound")
+        let issuer = try deviceIssuer(scratch)
+        let otherIssuer = try deviceIssuer(scratch, subject: "carol")
+        let backendA = try LoopbackServer(script: "audit_backend.py", arguments: [], in: scratch)
+        let backendB = try LoopbackServer(script: "audit_backend.py", arguments: [], in: scratch)
+        var user = RemoteUser("shipping-bound", issuer: issuer.baseURL)
+        let runtime = user.sandbox.root.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let sessionEnvironment = ["KONTEXT_HOOK": TestSupport.kontextPath, "XDG_RUNTIME_DIR": runtime.path]
+        user.sandbox.write("agent.sh", """
+            for word in one two three; do
+              printf '{"tool_name":"Bash","tool_input":{"command":"echo %s"}}' "$word" | "$KONTEXT_HOOK" hook pre-tool --agent claude >/dev/null || exit 9
+            done
+            """)
+        func received(_ backend: LoopbackServer) throws -> (events: [[String: Any]], sessions: [String: Any]) {
+            let state = try #require(try backend.getJSON("/control/events") as? [String: Any])
+            return (state["events"] as? [[String: Any]] ?? [], state["sessions"] as? [String: Any] ?? [:])
+        }
+
+        // A local-mode session (no issuer), then an audit backend and a login appear.
+        let local = try user.sandbox.kontext(["start", "--agent-command", "/bin/sh", "--", "agent.sh"], environment: sessionEnvironment)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(try user.kontext(["login", "--device"], extra: ["KONTEXT_AUDIT_URL": backendA.baseURL]).status == 0)
+        #expect(try user.kontext(["whoami"], extra: ["KONTEXT_AUDIT_URL": backendA.baseURL]).status == 0)
+        let afterLocal = try received(backendA)
+        #expect(afterLocal.events.isEmpty && afterLocal.sessions.isEmpty, "a local-mode session was shipped: \(afterLocal.sessions.keys)")
+
+        // A remote session recorded for backend A while it is down.
+        user.environment.merge(sessionEnvironment) { $1 }
+        backendA.stop()
+        let remote = try user.kontext(["start", "--agent-command", "/bin/sh", "--", "agent.sh"], extra: ["KONTEXT_AUDIT_URL": backendA.baseURL])
+        #expect(remote.status == 0, "\(remote.stderr)")
+        // Backend B configured instead: it gets nothing of A's backlog.
+        #expect(try user.kontext(["whoami"], extra: ["KONTEXT_AUDIT_URL": backendB.baseURL]).status == 0)
+        let atB = try received(backendB)
+        #expect(atB.events.isEmpty && atB.sessions.isEmpty, "backend A's session went to backend B")
+        // Backend A again, but logged in as someone else (another issuer): nothing either.
+        try backendA.restart()
+        let carol = ["KONTEXT_AUDIT_URL": backendA.baseURL, "KONTEXT_ISSUER_URL": otherIssuer.baseURL]
+        #expect(try user.kontext(["login", "--device"], extra: carol).status == 0)
+        #expect(try user.kontext(["whoami"], extra: carol).status == 0)
+        let asCarol = try received(backendA)
+        #expect(asCarol.events.isEmpty && asCarol.sessions.isEmpty, "bob's session was shipped with carol's login")
+
+        // The identity and backend it was recorded under: exactly that session arrives.
+        #expect(try user.kontext(["whoami"], extra: ["KONTEXT_AUDIT_URL": backendA.baseURL]).status == 0)
+        let atA = try received(backendA)
+        #expect(atA.events.count == 3, "\(atA.events.count) events at backend A")
+        #expect(atA.sessions.count == 1)
+        #expect(atA.events.allSatisfy { ($0["actor"] as? [String: Any])?["sub"] as? String == "bob" })
+        #expect(Set(atA.events.compactMap { $0["session_id"] as? String }) == Set(atA.sessions.keys))
+        user.expectNoTokens(try user.storedTokens())
+    }
+
     /// One session whose backend is down for its first half and back for the second, then
     /// a session killed with kill -9 while the backend is down again: every event reaches
     /// the backend exactly once (after de-duplication), the last ones via the next command.

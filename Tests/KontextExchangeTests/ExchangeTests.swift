@@ -160,3 +160,18 @@ func startBroker(_ vault: FixedVault, secret: String) async throws -> BrokerServ
         #expect(interpret(403, #"{"error":"access_denied","error_description":"line1\nline2"}"#) == .failure(.denied(detail: "line1 line2")))
     }
 }
+
+/// Which URLs the HTTP client keeps away from environment proxies (`http_proxy`, …).
+@Suite struct LoopbackDetectionTests {
+    @Test(arguments: ["http://127.0.0.1:8080/token", "http://localhost/x", "http://LOCALHOST:1", "http://[::1]:9/t",
+                      "http://127.10.0.3/", "https://broker.localhost/token"])
+    func loopbackURLs(url: String) {
+        #expect(HTTPClient.isLoopback(url: url))
+    }
+
+    @Test(arguments: ["https://example.com/token", "http://127.0.0.1@example.com/", "http://128.0.0.1/",
+                      "http://localhost.example.com/", "http://[::2]/", "not a url"])
+    func otherURLs(url: String) {
+        #expect(!HTTPClient.isLoopback(url: url))
+    }
+}

@@ -34,7 +34,7 @@ struct AuditCommand: ParsableCommand {
                 for session in answer["sessions"]?.arrayValue ?? [] {
                     func field(_ name: String) -> String {
                         switch session[name] {
-                        case .string(let text)?: text
+                        case .string(let text)?: sanitized(text)
                         case .number(let number)?: String(Int(number))
                         default: "-"
                         }
@@ -53,16 +53,16 @@ struct AuditCommand: ParsableCommand {
             }
             let settings = try Configuration.settings(environment: currentEnvironment())
             if let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty {
-                // What the shipper has yet to deliver (SPEC section 7); this command sends it
-                // when it finishes.
-                let pending = try store.pendingEventCount()
+                // What the shipper has yet to deliver there (SPEC section 7); this command
+                // sends it when it finishes, if logged in as the sessions were recorded.
+                let pending = try store.pendingEventCount(auditURL: url)
                 printError(pending == 0 ? "kontext: every event has been sent to \(url)"
                            : "kontext: \(pending) event\(pending == 1 ? "" : "s") not yet sent to \(url)")
             }
             var rows = [["SESSION", "STARTED", "AGENT", "EVENTS", "EXIT", "ACTOR"]]
             for s in sessions {
-                rows.append([String(s.id.prefix(12)), s.startedAt, s.agent, String(s.eventCount),
-                             s.exitCode.map(String.init) ?? (s.endedAt == nil ? "running" : "-"), s.actor.sub ?? "-"])
+                rows.append([String(s.id.prefix(12)), s.startedAt, sanitized(s.agent), String(s.eventCount),
+                             s.exitCode.map(String.init) ?? (s.endedAt == nil ? "running" : "-"), s.actor.sub.map { sanitized($0) } ?? "-"])
             }
             printOutput(formatTable(rows))
         }
@@ -125,12 +125,14 @@ struct AuditCommand: ParsableCommand {
             }
             let store = try AuditCommand.openStore()
             let session = try store.resolveSession(id)
+            // Recorded text (the agent's, the project's) is shown, never acted on by the terminal.
+            func shown(_ text: String?) -> String { text.map { sanitized($0, limit: 4096) } ?? "-" }
             printOutput("""
-                session  \(session.id)
-                agent    \(session.agent)
-                actor    \(session.actor.sub ?? "-")\(session.actor.email.map { " <\($0)>" } ?? "")
-                host     \(session.host ?? "-")
-                cwd      \(session.cwd ?? "-")
+                session  \(shown(session.id))
+                agent    \(shown(session.agent))
+                actor    \(shown(session.actor.sub))\(session.actor.email.map { " <\(shown($0))>" } ?? "")
+                host     \(shown(session.host))
+                cwd      \(shown(session.cwd))
                 started  \(session.startedAt)
                 ended    \(session.endedAt ?? "still running")\(session.exitCode.map { " (exit \($0))" } ?? "")
                 """)
@@ -162,13 +164,15 @@ struct AuditCommand: ParsableCommand {
     }
 }
 
-/// One line per event for people: time, session, seq, event, tool, decision.
+/// One line per event for people: time, session, seq, event, tool, decision. The tool name
+/// and rule are the agent's and the policy's words: sanitized so a terminal escape in them
+/// is printed as text, not acted on (the remote backend's events are read the same way).
 private func summary(_ event: AuditEvent) -> String {
-    var parts = [event.time, String(event.sessionID.prefix(12)), "#\(event.seq)", event.event.rawValue]
-    if let tool = event.toolName { parts.append(tool) }
+    var parts = [sanitized(event.time), sanitized(String(event.sessionID.prefix(12))), "#\(event.seq)", event.event.rawValue]
+    if let tool = event.toolName { parts.append(sanitized(tool)) }
     if let decision = event.decision {
         parts.append("\(decision.outcome.rawValue)\(decision.enforced ? "" : " (observe)")")
-        if let rule = decision.rule { parts.append("[\(rule)]") }
+        if let rule = decision.rule { parts.append("[\(sanitized(rule))]") }
     }
     return parts.joined(separator: "  ")
 }

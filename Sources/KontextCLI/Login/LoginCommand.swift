@@ -38,7 +38,7 @@ struct LoginCommand: AsyncParsableCommand, Diagnosable {
                                                timeout: timeout, environment: environment).run()
         let login = try await Authenticator(settings: oidc, store: store)
             .complete(tokens: result.tokens, identity: result.identity, metadata: metadata)
-        let who = login.email.map { "\(login.subject) (\($0))" } ?? login.subject
+        let who = sanitized(login.email.map { "\(login.subject) (\($0))" } ?? login.subject)
         printError("kontext: logged in to \(login.issuer) as \(who)\(login.refreshToken == nil ? "; the issuer gave no refresh token, so this login ends when its access token expires" : "")")
     }
 }

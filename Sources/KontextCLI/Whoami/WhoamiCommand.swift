@@ -19,7 +19,7 @@ struct WhoamiCommand: AsyncParsableCommand, Diagnosable {
             // The claims are who the job is; the token itself is never shown.
             var lines = ["mode:     ci", "platform: \(workload.platform.rawValue)", "claims:"]
             for (name, value) in workload.claims {
-                lines.append("  \(name): \(value.stringValue ?? value.serialized)")
+                lines.append("  \(sanitized(name)): \(sanitized(value.stringValue ?? value.serialized))")
             }
             printOutput(lines.joined(separator: "\n"))
             return
@@ -32,14 +32,15 @@ struct WhoamiCommand: AsyncParsableCommand, Diagnosable {
         let authenticator = Authenticator(settings: oidc, store: try CredentialStores.fromEnvironment(settings))
         // Refreshed if needed, so the expiry shown is one the next command will use.
         let login = try await LoginSession.open(authenticator).login
+        // The claims are the issuer's text: shown, never acted on by the terminal.
         var lines = [
             "mode:    remote",
-            "subject: \(login.subject)",
-            "email:   \(login.email ?? "(none)")",
+            "subject: \(sanitized(login.subject))",
+            "email:   \(login.email.map { sanitized($0) } ?? "(none)")",
             "issuer:  \(login.issuer)",
             "client:  \(oidc.clientID)",
         ]
-        if let name = login.name { lines.insert("name:    \(name)", at: 3) }
+        if let name = login.name { lines.insert("name:    \(sanitized(name))", at: 3) }
         if let expiry = login.accessExpiresAt {
             lines.append("expires: \(AuditTime.format(epochSeconds: expiry)) (access token; renewed automatically\(login.refreshToken == nil ? " — no, the issuer gave no refresh token" : ""))")
         } else {
