@@ -48,7 +48,7 @@ let package = Package(
         // Consent to a project's files (SPEC section 10): the env file and project policy as
         // read once, with the digest of those bytes, and the user's trust store.
         .target(name: "KontextConsent", dependencies: [
-            "KontextCore", "KontextEnvFile", "KontextPolicy", "KontextExchange",
+            "KontextCore", "KontextEnvFile", "KontextPolicy",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Subject tokens from trusted issuers: JWTs checked against the issuer's JWKS.

@@ -6,7 +6,6 @@ import Darwin
 import Crypto
 import KontextCore
 import KontextEnvFile
-import KontextExchange
 import KontextPolicy
 
 /// A repository file as read once: what it says, and the digest of exactly those bytes, so

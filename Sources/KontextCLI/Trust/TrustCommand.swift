@@ -3,7 +3,6 @@ import KontextAudit
 import KontextConsent
 import KontextCore
 import KontextEnvFile
-import KontextExchange
 import KontextRun
 
 struct TrustCommand: ParsableCommand {
