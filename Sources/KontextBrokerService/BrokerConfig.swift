@@ -145,6 +145,11 @@ public struct BrokerConfig: Sendable {
             try checkKeys(issuer, ["issuer", "audiences", "jwks_url", "algorithms", "leeway", "subject_claim", "email_claim", "users"],
                           "[[issuer]] \(index + 1)")
             guard let url = try string(issuer, "issuer", in: place) else { throw fail("\(place)issuer (the iss URL) is required") }
+            for (key, value) in [("issuer", url), ("jwks_url", try string(issuer, "jwks_url", in: place))] {
+                if let value, value.lowercased().hasPrefix("http://"), Transport.isPlainHTTPOffLoopback(value) {
+                    throw fail("\(place)\(key) must be https (http only on loopback)")
+                }
+            }
             var trusted = TrustedIssuer(issuer: url, audiences: try strings(issuer, "audiences", in: place) ?? [],
                                         jwksURL: try string(issuer, "jwks_url", in: place))
             if let algorithms = try strings(issuer, "algorithms", in: place) { trusted.algorithms = Set(algorithms) }
@@ -194,7 +199,7 @@ public struct BrokerConfig: Sendable {
                   let clientID = try string(provider, "client_id", in: place) else {
                 throw fail("\(place)service, token_endpoint and client_id are required")
             }
-            guard endpoint.hasPrefix("https://") || isLoopbackHTTP(endpoint) else {
+            guard endpoint.hasPrefix("https://") || (endpoint.lowercased().hasPrefix("http://") && !Transport.isPlainHTTPOffLoopback(endpoint)) else {
                 throw fail("\(place)token_endpoint must be https (http only on loopback)")
             }
             guard config.providers[service] == nil else { throw fail("\(place)service '\(service)' is configured twice") }
@@ -230,10 +235,4 @@ public struct BrokerConfig: Sendable {
 
 extension VaultCipher {
     static let keyHintText = "set [vault] key_file or KONTEXT_BROKER_VAULT_KEYS to lines ID:BASE64 (32 random bytes: head -c 32 /dev/urandom | base64)"
-}
-
-/// `http://127.0.0.1…`, `http://localhost…`, `http://[::1]…`: test and sidecar endpoints.
-func isLoopbackHTTP(_ url: String) -> Bool {
-    let lower = url.lowercased()
-    return lower.hasPrefix("http://127.") || lower.hasPrefix("http://localhost") || lower.hasPrefix("http://[::1]")
 }

@@ -15,7 +15,7 @@ public final class PostgresBrokerStore: BrokerStore {
     /// connection indefinitely, so an unreachable server would hang the command.
     private let probe: PostgresConnection.Configuration
 
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]`.
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require|verify-full]`.
     /// The password may instead come from `PGPASSWORD`, which keeps it out of argv.
     public init(url: String, environment: [String: String]) throws {
         guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
@@ -25,7 +25,7 @@ public final class PostgresBrokerStore: BrokerStore {
         let password = components.password ?? environment["PGPASSWORD"]
         var database = components.path
         while database.hasPrefix("/") { database.removeFirst() }
-        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let mode = Self.sslMode(host: host, requested: components.queryItems?.first { $0.name == "sslmode" }?.value)
         let tls: PostgresClient.Configuration.TLS
         let probeTLS: PostgresConnection.Configuration.TLS
         switch mode {
@@ -55,6 +55,12 @@ public final class PostgresBrokerStore: BrokerStore {
         runner = Task { await client.run() }
     }
 
+    /// The URL's `sslmode`, else `require` for a host that is not loopback (a database across
+    /// the network must not get the login and the vault rows in clear) and `prefer` on loopback.
+    public static func sslMode(host: String, requested: String?) -> String {
+        requested ?? (Transport.isLoopbackHost(host) ? "prefer" : "require")
+    }
+
     /// How long one database call may take. The pool waits for a connection indefinitely and a
     /// server that accepts but never answers would hold a request (or a command) forever.
     static let deadline: Duration = .seconds(10)
@@ -75,6 +81,10 @@ public final class PostgresBrokerStore: BrokerStore {
     }
 
     private func failure(_ what: String, _ error: any Error) -> KontextError {
+        if let psql = error as? PSQLError, psql.code == .sslUnsupported {
+            return KontextError(.usage, "PostgreSQL \(label): cannot \(what): the server does not offer TLS, which sslmode=require (the default for a host that is not loopback) needs",
+                                hint: "configure TLS on the PostgreSQL server, or add ?sslmode=disable to the URL to accept plain text")
+        }
         let reason = (error as? PSQLError).map { psql in
             psql.serverInfo?[.message].map { "\($0)" } ?? psql.underlying.map { "\(psql.code): \($0)" } ?? "\(psql.code)"
         } ?? "\(error)"

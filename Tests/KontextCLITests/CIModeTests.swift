@@ -265,4 +265,39 @@ final class ServedBroker: @unchecked Sendable {
         #expect(missing.stderr.hasPrefix("kontext: cannot read the workload token file"), "\(missing.stderr)")
         expectNothingPersisted(sandbox)
     }
+
+    /// Tokens and audit events must not cross the network in clear: a plain http:// URL to a
+    /// host that is not loopback is refused before anything is sent, unless the user opts in.
+    @Test func plainHTTPToAHostThatIsNotLoopbackIsRefusedUnlessAllowed() throws {
+        let sandbox = Sandbox("ci-plain-http")
+        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n")
+        let job = ["KONTEXT_ID_TOKEN": "not-sent"]
+        let cases = [
+            ("KONTEXT_TOKEN_ENDPOINT", "http://kontext.example.com/oauth2/token"),
+            ("KONTEXT_ISSUER_URL", "http://login.example.com"),
+            ("KONTEXT_AUDIT_URL", "http://10.1.2.3:8080"),
+        ]
+        for (variable, url) in cases {
+            let refused = try sandbox.kontext(["run", "--", "touch", "ran"], environment: job.merging([variable: url]) { $1 })
+            #expect(refused.status == 2, "\(variable): \(refused.stderr)")
+            let line = refused.stderr.split(separator: "\n").first.map(String.init) ?? ""
+            #expect(line.hasPrefix("kontext: \(variable) "), "\(refused.stderr)")
+            #expect(line.contains("KONTEXT_ALLOW_HTTP=1"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: sandbox.workingDirectory.appendingPathComponent("ran").path))
+            // Opted in: no longer refused for that reason (what follows fails elsewhere: nothing listens there).
+            let allowed = try sandbox.kontext(["whoami"], environment: job.merging([variable: url, "KONTEXT_ALLOW_HTTP": "1"]) { $1 })
+            #expect(!allowed.stderr.contains("KONTEXT_ALLOW_HTTP"), "\(variable): \(allowed.stderr)")
+        }
+        // Also from config.toml.
+        let configDirectory = sandbox.home.appendingPathComponent(".config/kontext")
+        try FileManager.default.createDirectory(at: configDirectory, withIntermediateDirectories: true)
+        let config = configDirectory.appendingPathComponent("config.toml")
+        try "token_endpoint = \"http://kontext.example.com/oauth2/token\"\n".write(to: config, atomically: true, encoding: .utf8)
+        let fromConfig = try sandbox.kontext(["run", "--", "touch", "ran"], environment: job)
+        #expect(fromConfig.status == 2, "\(fromConfig.stderr)")
+        #expect(fromConfig.stderr.hasPrefix("kontext: KONTEXT_TOKEN_ENDPOINT "), "\(fromConfig.stderr)")
+        try "token_endpoint = \"http://kontext.example.com/oauth2/token\"\nallow_http = true\n".write(to: config, atomically: true, encoding: .utf8)
+        let optedIn = try sandbox.kontext(["whoami"], environment: job)
+        #expect(!optedIn.stderr.contains("KONTEXT_ALLOW_HTTP"), "\(optedIn.stderr)")
+    }
 }
