@@ -25,7 +25,8 @@ public struct BrokerConfig: Sendable {
 
     public struct IssuerConfig: Sendable {
         public var trusted: TrustedIssuer
-        /// Tokens of this issuer that no `[[principal]]` rule names become `user:SUB`.
+        /// Tokens of this issuer that no `[[principal]]` rule names become `user:ISSUER_HOST:SUB`;
+        /// off by default, since a public issuer (a CI platform's) signs tokens for anyone.
         public var users: Bool
     }
 
@@ -159,7 +160,7 @@ public struct BrokerConfig: Sendable {
             }
             if let claim = try string(issuer, "subject_claim", in: place) { trusted.claimMapping.subject = claim }
             if let claim = try string(issuer, "email_claim", in: place) { trusted.claimMapping.email = claim.isEmpty ? nil : claim }
-            var users = true
+            var users = false
             if let value = issuer["users"] {
                 guard let flag = value.bool else { throw fail("\(place)users must be true or false") }
                 users = flag

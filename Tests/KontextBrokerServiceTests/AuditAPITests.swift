@@ -53,7 +53,7 @@ import Testing
         #expect(only["session_id"]?.stringValue == "s-1")
         #expect(only["ended_at"]?.stringValue == "2026-11-22T13:05:00.000Z")
         #expect(only["exit_code"] == .number(3))
-        #expect(only["owner"]?.stringValue == "user:alice")
+        #expect(only["owner"]?.stringValue == setup.user("alice"))
 
         // Another user sees none of it; an audit reader sees all of it.
         let mallory = try await setup.token(sub: "mallory")

@@ -53,7 +53,7 @@ import Testing
             #expect(answer.body["token_type"]?.stringValue == "N_A")
             #expect(answer.body["expires_in"] == .number(600))
             let log = try await broker.store.exchangeLog(limit: 5)
-            #expect(log.first == ExchangeLogEntry(time: log.first?.time ?? "", principal: "user:alice", target: "github", result: "issued"))
+            #expect(log.first == ExchangeLogEntry(time: log.first?.time ?? "", principal: setup.user("alice"), target: "github", result: "issued"))
         }
     }
 
