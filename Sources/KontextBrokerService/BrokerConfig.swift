@@ -38,7 +38,8 @@ public struct BrokerConfig: Sendable {
         public var claims: [(name: String, pattern: MatchPattern)]
     }
 
-    /// Principals matching `principals` may exchange for `services` (SERVICE or SERVICE/RESOURCE patterns).
+    /// Principals matching `principals` may exchange for `services`: patterns matched against the
+    /// whole requested target, so `github` grants only `github`, `github/*` every resource of it.
     public struct Grant: Sendable {
         public var principals: [MatchPattern]
         public var services: [MatchPattern]

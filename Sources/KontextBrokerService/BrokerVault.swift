@@ -40,8 +40,8 @@ public struct BrokerVault: CredentialVault {
 
     public func issue(for placeholder: Placeholder, principal: Principal) async throws(OAuthError) -> ReleasedCredential? {
         let granted = grants.contains { grant in
-            grant.principals.contains { $0.matches(principal.subject) }
-                && grant.services.contains { $0.matches(placeholder.target) || $0.matches(placeholder.service) }
+            // Exact targets: `github` is not `github/admin`; `github/*` names every resource.
+            grant.principals.contains { $0.matches(principal.subject) } && grant.services.contains { $0.matches(placeholder.target) }
         }
         guard granted else {
             throw OAuthError("access_denied", "'\(principal.subject)' is not granted '\(placeholder.target)' on this broker")

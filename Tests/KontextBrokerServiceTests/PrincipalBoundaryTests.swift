@@ -10,6 +10,35 @@ import Testing
 /// principals"): exact grants, audit written only into one's own sessions under one's own
 /// name, user principals qualified by issuer and admitted only where configured.
 @Suite(.serialized) struct PrincipalBoundaryTests {
+    @Test func aGrantNamesExactTargets() async throws {
+        let setup = try await BrokerSetup.make("grant-exact", grants: """
+            [[grant]]
+            principals = "user:*"
+            services = ["github", "linear/*"]
+            """)
+        let admin = try await setup.admin()
+        for target in ["github", "github/admin", "linear", "linear/team"] {
+            try await admin.add(target: target, owner: "", kind: .staticKey, secret: TestSupport.secret("exact-\(target)"))
+        }
+        await admin.close()
+        let broker = try await setup.serve()
+        let alice = try await setup.token(sub: "alice")
+
+        let github = try await exchange(broker.baseURL, token: alice, resource: "github")
+        #expect(github.body["access_token"]?.stringValue == TestSupport.secret("exact-github"), "\(github.text)")
+        // `github` is the service alone, not every resource of it.
+        let admin2 = try await exchange(broker.baseURL, token: alice, resource: "github/admin")
+        #expect(admin2.status == 400, "\(admin2.text)")
+        #expect(admin2.error == "access_denied", "\(admin2.text)")
+        #expect(!admin2.text.contains(TestSupport.secretNonce))
+        // `linear/*` is every resource of linear, not linear itself.
+        #expect(try await exchange(broker.baseURL, token: alice, resource: "linear/team")
+            .body["access_token"]?.stringValue == TestSupport.secret("exact-linear/team"))
+        #expect(try await exchange(broker.baseURL, token: alice, resource: "linear").error == "access_denied")
+        await broker.stop()
+        await setup.idp.stop()
+    }
+
     @Test func anIssuerAdmitsUsersOnlyWithUsersTrue() async throws {
         let setup = try await BrokerSetup.make("users-default", users: nil)
         let admin = try await setup.admin()
