@@ -116,6 +116,19 @@ public final class PostgresBrokerStore: BrokerStore {
             """,
             "CREATE INDEX events_by_session ON events(session_id, seq)",
         ]),
+        // Sessions and events keyed by owner too, so one principal's ids neither collide with
+        // nor reveal another's.
+        (2, [
+            "ALTER TABLE sessions DROP CONSTRAINT sessions_pkey, ADD PRIMARY KEY (owner, id)",
+            "ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (owner, id)",
+        ]),
+        (3, [
+            """
+            CREATE TABLE refused_exchanges (
+                minute TEXT NOT NULL, client TEXT NOT NULL, result TEXT NOT NULL, count BIGINT NOT NULL,
+                PRIMARY KEY (minute, client, result))
+            """,
+        ]),
     ]
 
     /// Replicas starting together serialise on an advisory lock, so each migration runs once.
@@ -271,7 +284,38 @@ public final class PostgresBrokerStore: BrokerStore {
         }
     }
 
+    public func countRefusedExchange(_ refused: RefusedExchanges) async throws {
+        _ = try await count("count a refused exchange", """
+            INSERT INTO refused_exchanges (minute, client, result, count) VALUES (\(refused.minute), \(refused.client), \(refused.result), \(refused.count))
+            ON CONFLICT (minute, client, result) DO UPDATE SET count = refused_exchanges.count + excluded.count
+            """)
+    }
+
+    public func refusedExchanges(limit: Int) async throws -> [RefusedExchanges] {
+        try await rows("read the refused exchanges") { client, logger in
+            var result: [RefusedExchanges] = []
+            for try await (minute, address, outcome, count) in try await client.query("""
+                SELECT minute, client, result, count FROM refused_exchanges ORDER BY minute DESC, client, result LIMIT \(limit)
+                """, logger: logger).decode((String, String, String, Int).self) {
+                result.append(RefusedExchanges(minute: minute, client: address, result: outcome, count: count))
+            }
+            return result
+        }
+    }
+
     // MARK: Audit
+
+    public func ownedSessions(_ ids: [String], owner: String) async throws -> Set<String> {
+        try await rows("read sessions") { client, logger in
+            var result = Set<String>()
+            for try await id in try await client.query("""
+                SELECT id FROM sessions WHERE owner = \(owner) AND id = ANY(\(ids)::text[])
+                """, logger: logger).decode(String.self) {
+                result.insert(id)
+            }
+            return result
+        }
+    }
 
     /// One statement per batch; `ON CONFLICT DO NOTHING` makes a replica that inserts the same
     /// ids concurrently wait for the other's commit and then skip them.
@@ -282,7 +326,7 @@ public final class PostgresBrokerStore: BrokerStore {
             INSERT INTO events (id, session_id, seq, owner, received_at, json)
             SELECT e.id, e.session_id, e.seq, \(owner), \(receivedAt), e.json
             FROM unnest(\(ids)::text[], \(sessions)::text[], \(seqs)::bigint[], \(texts)::text[]) AS e(id, session_id, seq, json)
-            ON CONFLICT (id) DO NOTHING RETURNING 1
+            ON CONFLICT (owner, id) DO NOTHING RETURNING 1
             """)
         return (accepted, events.count - accepted)
     }
@@ -291,7 +335,7 @@ public final class PostgresBrokerStore: BrokerStore {
         try await count("create a session", """
             INSERT INTO sessions (id, owner, agent, host, cwd, started_at, last_seen_at)
             VALUES (\(s.id), \(s.owner), \(s.agent), \(s.host), \(s.cwd), \(s.startedAt), \(s.lastSeenAt))
-            ON CONFLICT (id) DO NOTHING RETURNING 1
+            ON CONFLICT (owner, id) DO NOTHING RETURNING 1
             """) > 0
     }
 

@@ -39,6 +39,74 @@ import Testing
         await setup.idp.stop()
     }
 
+    @Test(arguments: ["sqlite", "postgres"])
+    func auditEventsGoOnlyIntoThePostersOwnSessionsUnderItsOwnName(store: String) async throws {
+        let setup = try await BrokerSetup.make("audit-owner-\(store)", database: store == "postgres" ? try makePostgresDatabase() : nil)
+        let broker = try await setup.serve()
+        let base = broker.baseURL
+        let alice = try await setup.token(sub: "alice")
+        let mallory = try await setup.token(sub: "mallory")
+        let auditor = try await setup.token(sub: "auditor")
+
+        #expect(try await call("POST", base + "/v1/sessions", token: alice, body: #"{"session_id":"s-1","agent":"claude"}"#).status == 201)
+        #expect(try await call("POST", base + "/v1/audit/events", token: alice,
+                               body: batch([auditEvent(id: "a-1", session: "s-1", seq: 1)])).status == 200)
+
+        // Mallory cannot write into Alice's session, nor into one that does not exist.
+        let forged = try await call("POST", base + "/v1/audit/events", token: mallory,
+                                    body: batch([auditEvent(id: "m-1", session: "s-1", seq: 2)]))
+        #expect(forged.status == 404, "\(forged.text)")
+        #expect(forged.error == "not_found", "\(forged.text)")
+        let nowhere = try await call("POST", base + "/v1/audit/events", token: mallory,
+                                     body: batch([auditEvent(id: "m-2", session: "no-such-session", seq: 1)]))
+        #expect(nowhere.status == forged.status && nowhere.error == forged.error, "\(nowhere.text)")
+
+        // Creating a session under Alice's id is answered exactly as a fresh id is: ids are
+        // per principal, so the answer says nothing about Alice's.
+        let fresh = try await call("POST", base + "/v1/sessions", token: mallory, body: #"{"session_id":"m-fresh","agent":"claude"}"#)
+        let taken = try await call("POST", base + "/v1/sessions", token: mallory, body: #"{"session_id":"s-1","agent":"claude"}"#)
+        #expect(taken.status == fresh.status, "\(taken.text)")
+        #expect(taken.text == fresh.text.replacingOccurrences(of: "m-fresh", with: "s-1"))
+
+        // Her events, even under Alice's event id and claiming to be Alice, are hers: stored
+        // with her as actor, what she claimed kept beside it, and Alice's event untouched.
+        let claimed = try await call("POST", base + "/v1/audit/events", token: mallory,
+                                     body: batch([auditEvent(id: "a-1", session: "s-1", seq: 1, tool: "Forged")]))
+        #expect(claimed.body == .object([("accepted", .number(1)), ("duplicates", .number(0))]), "\(claimed.text)")
+
+        let alicesView = try await call("GET", base + "/v1/audit/events?session_id=s-1", token: alice)
+        guard case .array(let alices)? = alicesView.body["events"] else { Issue.record("\(alicesView.text)"); return }
+        #expect(alices.count == 1)
+        #expect(alices.first?["tool_name"]?.stringValue == "Bash")
+        #expect(alices.first?["actor"]?["sub"]?.stringValue == setup.user("alice"))
+        #expect(alices.first?["actor"]?["email"]?.stringValue == "alice@example.com")
+
+        let mallorysView = try await call("GET", base + "/v1/audit/events?session_id=s-1", token: mallory)
+        guard case .array(let mallorys)? = mallorysView.body["events"] else { Issue.record("\(mallorysView.text)"); return }
+        #expect(mallorys.count == 1)
+        #expect(mallorys.first?["tool_name"]?.stringValue == "Forged")
+        #expect(mallorys.first?["actor"]?["sub"]?.stringValue == setup.user("mallory"))
+        #expect(mallorys.first?["claimed_actor"]?["sub"]?.stringValue == "alice")
+
+        // An audit reader sees both sessions and every event, each with its owner.
+        let everything = try await call("GET", base + "/v1/audit/events?session_id=s-1", token: auditor)
+        guard case .array(let all)? = everything.body["events"] else { Issue.record("\(everything.text)"); return }
+        #expect(Set(all.compactMap { $0["actor"]?["sub"]?.stringValue }) == [setup.user("alice"), setup.user("mallory")])
+        let sessions = try await call("GET", base + "/v1/sessions", token: auditor)
+        guard case .array(let list)? = sessions.body["sessions"] else { Issue.record("\(sessions.text)"); return }
+        let owners = list.filter { $0["session_id"]?.stringValue == "s-1" }.compactMap { $0["owner"]?.stringValue }
+        #expect(Set(owners) == [setup.user("alice"), setup.user("mallory")])
+
+        // Ending is per owner too: Mallory's end does not end Alice's session.
+        #expect(try await call("POST", base + "/v1/sessions/s-1/end", token: mallory, body: #"{"exit_code":1}"#).status == 204)
+        let alicesSessions = try await call("GET", base + "/v1/sessions", token: alice)
+        guard case .array(let mine)? = alicesSessions.body["sessions"] else { Issue.record("\(alicesSessions.text)"); return }
+        #expect(mine.count == 1)
+        #expect(mine.first?["ended_at"] == .null)
+        await broker.stop()
+        await setup.idp.stop()
+    }
+
     @Test func anIssuerAdmitsUsersOnlyWithUsersTrue() async throws {
         let setup = try await BrokerSetup.make("users-default", users: nil)
         let admin = try await setup.admin()

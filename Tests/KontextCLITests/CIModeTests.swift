@@ -170,8 +170,10 @@ final class ServedBroker: @unchecked Sendable {
         let events = try #require(answer["events"] as? [[String: Any]], "\(answer)")
         #expect(events.count == 3)
         #expect(events.compactMap { ($0["tool_input"] as? [String: Any])?["command"] as? String } == (1...3).map { "make deploy-\($0)" })
+        // The broker stores the authenticated principal as the actor, and what the job claimed beside it.
         for event in events {
-            #expect((event["actor"] as? [String: Any])?["sub"] as? String == "repo:acme/app:ref:refs/heads/main")
+            #expect((event["actor"] as? [String: Any])?["sub"] as? String == "ci:acme/app")
+            #expect((event["claimed_actor"] as? [String: Any])?["sub"] as? String == "repo:acme/app:ref:refs/heads/main")
         }
         #expect((try FileManager.default.contentsOfDirectory(atPath: runtime.appendingPathComponent("kontext").path)).isEmpty,
                 "the session's directory, audit store included, is gone")
