@@ -20,7 +20,7 @@ struct AuditAPI: Sendable {
     static let maximumBatchBytes = 16 << 20
     static let maximumBatchEvents = 10_000
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<BrokerRequestContext>) {
         router.post("/v1/audit/events") { request, _ in await respond { try await ingest(request) } }
         router.get("/v1/audit/events") { request, _ in await respond { try await listEvents(request) } }
         router.post("/v1/sessions") { request, _ in await respond { try await createSession(request) } }

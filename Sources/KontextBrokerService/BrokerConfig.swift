@@ -22,6 +22,19 @@ public struct BrokerConfig: Sendable {
     /// Principals that may read every session and event; the others read only their own.
     public var auditReaders: [MatchPattern]
     public var vault: VaultKeySource
+    public var limits = Limits()
+
+    /// `[limits]`: what one client may cost the broker.
+    public struct Limits: Sendable {
+        /// Seconds a connection may go without completing a request part (a header, say).
+        public var idleTimeout = 30
+        /// Token requests per second per client address, sustained (0: no limit) …
+        public var tokenRate = 20.0
+        /// … and at once.
+        public var tokenBurst = 100
+        /// Behind a reverse proxy on this host: the header naming the client (`X-Forwarded-For`).
+        public var clientAddressHeader: String?
+    }
 
     public struct IssuerConfig: Sendable {
         public var trusted: TrustedIssuer
@@ -121,7 +134,7 @@ public struct BrokerConfig: Sendable {
             }
         }
 
-        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "issuer", "principal", "grant", "provider"], "")
+        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "limits", "issuer", "principal", "grant", "provider"], "")
         var config = BrokerConfig(listen: try string(table, "listen", in: ""), database: try string(table, "db", in: ""),
                                   tokenLifetime: 900, issuers: [], principals: [], grants: [], providers: [:],
                                   auditReaders: try patterns(try strings(table, "audit_readers", in: "") ?? [], "audit_readers"),
@@ -131,6 +144,27 @@ public struct BrokerConfig: Sendable {
                 throw fail("token_lifetime must be a number of seconds between 30 and 86400")
             }
             config.tokenLifetime = seconds
+        }
+        if let value = table["limits"] {
+            guard let limits = value.table else { throw fail("limits must be a [limits] table") }
+            try checkKeys(limits, ["idle_timeout", "token_rate", "token_burst", "client_address_header"], "[limits]")
+            if let value = limits["idle_timeout"] {
+                guard let seconds = value.int, (1...3600).contains(seconds) else {
+                    throw fail("limits.idle_timeout must be a number of seconds between 1 and 3600")
+                }
+                config.limits.idleTimeout = seconds
+            }
+            if let value = limits["token_rate"] {
+                guard let rate = value.double ?? value.int.map(Double.init), rate >= 0 else {
+                    throw fail("limits.token_rate must be a number of requests per second (0: no limit)")
+                }
+                config.limits.tokenRate = rate
+            }
+            if let value = limits["token_burst"] {
+                guard let burst = value.int, burst >= 1 else { throw fail("limits.token_burst must be a whole number of requests, at least 1") }
+                config.limits.tokenBurst = burst
+            }
+            config.limits.clientAddressHeader = try string(limits, "client_address_header", in: "limits.")
         }
         if let value = table["vault"] {
             guard let vault = value.table else { throw fail("vault must be a [vault] table") }
