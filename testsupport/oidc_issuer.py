@@ -22,6 +22,8 @@ token_endpoint (/token), device_authorization_endpoint (/device_authorization),
 revocation_endpoint (/revoke), jwks_uri (/jwks), userinfo_endpoint
 (/userinfo), grant_types_supported, ...  There is no authorization_endpoint
 (use oidc-provider-mock for the authorization-code flow).
+--advertise-token-endpoint URL: the metadata names URL as token_endpoint
+(for clients that must refuse what a discovery document says).
 --rfc8414-only: /.well-known/openid-configuration answers 404, only the
 RFC 8414 document is served.  --no-revocation: no revocation_endpoint in the
 metadata and POST /revoke answers 404.
@@ -285,7 +287,7 @@ class Handler(BaseHTTPRequestHandler):
         iss = st.issuer
         md = {
             "issuer": iss,
-            "token_endpoint": iss + "/token",
+            "token_endpoint": st.args.advertise_token_endpoint or iss + "/token",
             "device_authorization_endpoint": iss + "/device_authorization",
             "revocation_endpoint": iss + "/revoke",
             "jwks_uri": iss + "/jwks",
@@ -547,6 +549,7 @@ def main():
     ap.add_argument("--rfc8414-only", action="store_true",
                     help="serve only /.well-known/oauth-authorization-server")
     ap.add_argument("--no-revocation", action="store_true", help="no revocation endpoint")
+    ap.add_argument("--advertise-token-endpoint", metavar="URL", help="token_endpoint named in the metadata")
     ap.add_argument("--client-secret-env", metavar="VAR",
                     help="require client_secret_basic with the secret in this environment variable")
     ap.add_argument("--verification-suffix", default="",

@@ -68,11 +68,14 @@ public struct ExchangeOutcome: Sendable, Equatable {
     public var target: String?
     /// `issued`, or the RFC 6749 error code answered.
     public var result: String
+    /// The client's address, when the server knows it.
+    public var client: String?
 
-    public init(principal: String?, target: String?, result: String) {
+    public init(principal: String?, target: String?, result: String, client: String? = nil) {
         self.principal = principal
         self.target = target
         self.result = result
+        self.client = client
     }
 }
 
@@ -108,12 +111,12 @@ public struct TokenExchangeService: Sendable {
         public var body: [UInt8]
     }
 
-    /// Handles one form-encoded token request.
-    public func handle(form: [String: String]) async -> Answer {
+    /// Handles one form-encoded token request from `client` (its address, when known).
+    public func handle(form: [String: String], client: String? = nil) async -> Answer {
         var principal: Principal?
         do {
             let credential = try await exchange(form: form, principal: &principal)
-            try await recorder?.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: "issued"))
+            try await recorder?.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: "issued", client: client))
             let body = JSONValue.object([
                 ("access_token", .string(credential.value)),
                 ("expires_in", .number(Double(min(lifetime, max(credential.expiresIn ?? lifetime, 1))))),
@@ -125,7 +128,8 @@ public struct TokenExchangeService: Sendable {
             var failure = error
             if error.code != "temporarily_unavailable", let recorder {
                 do {
-                    try await recorder.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: error.code))
+                    try await recorder.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: error.code,
+                                                              client: client))
                 } catch {
                     failure = error
                 }

@@ -20,7 +20,7 @@ struct AuditAPI: Sendable {
     static let maximumBatchBytes = 16 << 20
     static let maximumBatchEvents = 10_000
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<BrokerRequestContext>) {
         router.post("/v1/audit/events") { request, _ in await respond { try await ingest(request) } }
         router.get("/v1/audit/events") { request, _ in await respond { try await listEvents(request) } }
         router.post("/v1/sessions") { request, _ in await respond { try await createSession(request) } }
@@ -52,12 +52,21 @@ struct AuditAPI: Sendable {
                 guard !event.id.isEmpty, !event.sessionID.isEmpty else {
                     throw KontextError.usage("id and session_id must not be empty")
                 }
-                events.append(IngestedEvent(id: event.id, sessionID: event.sessionID, seq: event.seq, json: event.json.serialized))
+                events.append(IngestedEvent(id: event.id, sessionID: event.sessionID, seq: event.seq,
+                                            json: Self.attributed(event, to: principal).serialized))
             } catch let error as KontextError {
                 throw OAuthError("invalid_request", "event \(index): \(error.message.replacingOccurrences(of: "invalid audit event: ", with: ""))")
             } catch {
                 throw OAuthError("invalid_request", "event \(index) is not an audit event")
             }
+        }
+        // Only into the poster's own sessions: one that is another's and one that does not
+        // exist get the same answer, so the refusal tells nothing about other principals.
+        let sessionIDs = Array(Set(events.map(\.sessionID)))
+        let owned = try await storing { try await store.ownedSessions(sessionIDs, owner: principal.subject) }
+        if let index = events.firstIndex(where: { !owned.contains($0.sessionID) }) {
+            throw OAuthError(status: 404, "not_found",
+                             "event \(index): you have no session '\(clipped(events[index].sessionID))'; create it with POST /v1/sessions first")
         }
         let (accepted, duplicates) = try await storing { try await store.ingest(events, owner: principal.subject, receivedAt: AuditTime.now()) }
         logger.debug("audit batch", metadata: ["principal": "\(principal.subject)", "accepted": "\(accepted)", "duplicates": "\(duplicates)"])
@@ -95,7 +104,8 @@ struct AuditAPI: Sendable {
 
     private func heartbeat(_ request: Request, id: String) async throws(OAuthError) -> Response {
         let principal = try await authenticate(request)
-        let found = try await storing { try await store.touchSession(id: id, owner: owner(principal), at: AuditTime.now()) }
+        // Writes, even an audit reader's, touch only the caller's own sessions.
+        let found = try await storing { try await store.touchSession(id: id, owner: principal.subject, at: AuditTime.now()) }
         guard found else { throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'") }
         return Response(status: .noContent)
     }
@@ -111,7 +121,7 @@ struct AuditAPI: Sendable {
         }
         let now = AuditTime.now()
         let endedAt = try optionalString(body, "ended_at") ?? now
-        let found = try await storing { try await store.endSession(id: id, owner: owner(principal), endedAt: endedAt, exitCode: exitCode, at: now) }
+        let found = try await storing { try await store.endSession(id: id, owner: principal.subject, endedAt: endedAt, exitCode: exitCode, at: now) }
         guard found else { throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'") }
         return Response(status: .noContent)
     }
@@ -147,6 +157,18 @@ struct AuditAPI: Sendable {
             if error.status >= 500 { throw error }
             throw OAuthError(status: 401, "invalid_token", error.description)
         }
+    }
+
+    /// The event as stored: `actor` is the authenticated principal (its name and email), and
+    /// what the client said goes beside it as `claimed_actor` (the user's login `sub`, say).
+    static func attributed(_ event: AuditEvent, to principal: Principal) -> JSONValue {
+        guard case .object(var members) = event.json else { return event.json }
+        let actor = JSONValue.object([("sub", .string(principal.subject)), ("email", principal.email.map(JSONValue.string) ?? .null)])
+        if let index = members.firstIndex(where: { $0.0 == "actor" }) {
+            members.append(("claimed_actor", members[index].1))
+            members[index].1 = actor
+        }
+        return .object(members)
     }
 
     /// Audit readers see everything; everyone else sees what they posted.

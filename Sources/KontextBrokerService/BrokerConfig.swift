@@ -22,10 +22,24 @@ public struct BrokerConfig: Sendable {
     /// Principals that may read every session and event; the others read only their own.
     public var auditReaders: [MatchPattern]
     public var vault: VaultKeySource
+    public var limits = Limits()
+
+    /// `[limits]`: what one client may cost the broker.
+    public struct Limits: Sendable {
+        /// Seconds a connection may go without completing a request part (a header, say).
+        public var idleTimeout = 30
+        /// Token requests per second per client address, sustained (0: no limit) …
+        public var tokenRate = 20.0
+        /// … and at once.
+        public var tokenBurst = 100
+        /// Behind a reverse proxy on this host: the header naming the client (`X-Forwarded-For`).
+        public var clientAddressHeader: String?
+    }
 
     public struct IssuerConfig: Sendable {
         public var trusted: TrustedIssuer
-        /// Tokens of this issuer that no `[[principal]]` rule names become `user:SUB`.
+        /// Tokens of this issuer that no `[[principal]]` rule names become `user:ISSUER_HOST:SUB`;
+        /// off by default, since a public issuer (a CI platform's) signs tokens for anyone.
         public var users: Bool
     }
 
@@ -37,7 +51,8 @@ public struct BrokerConfig: Sendable {
         public var claims: [(name: String, pattern: MatchPattern)]
     }
 
-    /// Principals matching `principals` may exchange for `services` (SERVICE or SERVICE/RESOURCE patterns).
+    /// Principals matching `principals` may exchange for `services`: patterns matched against the
+    /// whole requested target, so `github` grants only `github`, `github/*` every resource of it.
     public struct Grant: Sendable {
         public var principals: [MatchPattern]
         public var services: [MatchPattern]
@@ -119,7 +134,7 @@ public struct BrokerConfig: Sendable {
             }
         }
 
-        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "issuer", "principal", "grant", "provider"], "")
+        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "limits", "issuer", "principal", "grant", "provider"], "")
         var config = BrokerConfig(listen: try string(table, "listen", in: ""), database: try string(table, "db", in: ""),
                                   tokenLifetime: 900, issuers: [], principals: [], grants: [], providers: [:],
                                   auditReaders: try patterns(try strings(table, "audit_readers", in: "") ?? [], "audit_readers"),
@@ -129,6 +144,27 @@ public struct BrokerConfig: Sendable {
                 throw fail("token_lifetime must be a number of seconds between 30 and 86400")
             }
             config.tokenLifetime = seconds
+        }
+        if let value = table["limits"] {
+            guard let limits = value.table else { throw fail("limits must be a [limits] table") }
+            try checkKeys(limits, ["idle_timeout", "token_rate", "token_burst", "client_address_header"], "[limits]")
+            if let value = limits["idle_timeout"] {
+                guard let seconds = value.int, (1...3600).contains(seconds) else {
+                    throw fail("limits.idle_timeout must be a number of seconds between 1 and 3600")
+                }
+                config.limits.idleTimeout = seconds
+            }
+            if let value = limits["token_rate"] {
+                guard let rate = value.double ?? value.int.map(Double.init), rate >= 0 else {
+                    throw fail("limits.token_rate must be a number of requests per second (0: no limit)")
+                }
+                config.limits.tokenRate = rate
+            }
+            if let value = limits["token_burst"] {
+                guard let burst = value.int, burst >= 1 else { throw fail("limits.token_burst must be a whole number of requests, at least 1") }
+                config.limits.tokenBurst = burst
+            }
+            config.limits.clientAddressHeader = try string(limits, "client_address_header", in: "limits.")
         }
         if let value = table["vault"] {
             guard let vault = value.table else { throw fail("vault must be a [vault] table") }
@@ -145,6 +181,11 @@ public struct BrokerConfig: Sendable {
             try checkKeys(issuer, ["issuer", "audiences", "jwks_url", "algorithms", "leeway", "subject_claim", "email_claim", "users"],
                           "[[issuer]] \(index + 1)")
             guard let url = try string(issuer, "issuer", in: place) else { throw fail("\(place)issuer (the iss URL) is required") }
+            for (key, value) in [("issuer", url), ("jwks_url", try string(issuer, "jwks_url", in: place))] {
+                if let value, value.lowercased().hasPrefix("http://"), Transport.isPlainHTTPOffLoopback(value) {
+                    throw fail("\(place)\(key) must be https (http only on loopback)")
+                }
+            }
             var trusted = TrustedIssuer(issuer: url, audiences: try strings(issuer, "audiences", in: place) ?? [],
                                         jwksURL: try string(issuer, "jwks_url", in: place))
             if let algorithms = try strings(issuer, "algorithms", in: place) { trusted.algorithms = Set(algorithms) }
@@ -154,7 +195,7 @@ public struct BrokerConfig: Sendable {
             }
             if let claim = try string(issuer, "subject_claim", in: place) { trusted.claimMapping.subject = claim }
             if let claim = try string(issuer, "email_claim", in: place) { trusted.claimMapping.email = claim.isEmpty ? nil : claim }
-            var users = true
+            var users = false
             if let value = issuer["users"] {
                 guard let flag = value.bool else { throw fail("\(place)users must be true or false") }
                 users = flag
@@ -194,7 +235,7 @@ public struct BrokerConfig: Sendable {
                   let clientID = try string(provider, "client_id", in: place) else {
                 throw fail("\(place)service, token_endpoint and client_id are required")
             }
-            guard endpoint.hasPrefix("https://") || isLoopbackHTTP(endpoint) else {
+            guard endpoint.hasPrefix("https://") || (endpoint.lowercased().hasPrefix("http://") && !Transport.isPlainHTTPOffLoopback(endpoint)) else {
                 throw fail("\(place)token_endpoint must be https (http only on loopback)")
             }
             guard config.providers[service] == nil else { throw fail("\(place)service '\(service)' is configured twice") }
@@ -230,10 +271,4 @@ public struct BrokerConfig: Sendable {
 
 extension VaultCipher {
     static let keyHintText = "set [vault] key_file or KONTEXT_BROKER_VAULT_KEYS to lines ID:BASE64 (32 random bytes: head -c 32 /dev/urandom | base64)"
-}
-
-/// `http://127.0.0.1…`, `http://localhost…`, `http://[::1]…`: test and sidecar endpoints.
-func isLoopbackHTTP(_ url: String) -> Bool {
-    let lower = url.lowercased()
-    return lower.hasPrefix("http://127.") || lower.hasPrefix("http://localhost") || lower.hasPrefix("http://[::1]")
 }

@@ -86,7 +86,12 @@ public enum BrokerServe {
         let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, logger: logger)
         let server: BrokerServer
         do {
-            server = try await BrokerServer.start(service: service, host: host, port: port, logger: logger, shutdownSignals: signals) { router in
+            let limits = BrokerLimits(idleTimeout: .seconds(config.limits.idleTimeout),
+                                      tokenRate: config.limits.tokenRate > 0
+                                          ? TokenRateLimiter(rate: config.limits.tokenRate, burst: config.limits.tokenBurst) : nil,
+                                      clientAddressHeader: config.limits.clientAddressHeader)
+            server = try await BrokerServer.start(service: service, host: host, port: port, logger: logger, shutdownSignals: signals,
+                                                  limits: limits) { router in
                 router.get("/healthz") { _, _ -> Response in
                     do {
                         _ = try await store.exchangeLog(limit: 1)

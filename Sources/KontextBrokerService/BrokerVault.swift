@@ -40,8 +40,8 @@ public struct BrokerVault: CredentialVault {
 
     public func issue(for placeholder: Placeholder, principal: Principal) async throws(OAuthError) -> ReleasedCredential? {
         let granted = grants.contains { grant in
-            grant.principals.contains { $0.matches(principal.subject) }
-                && grant.services.contains { $0.matches(placeholder.target) || $0.matches(placeholder.service) }
+            // Exact targets: `github` is not `github/admin`; `github/*` names every resource.
+            grant.principals.contains { $0.matches(principal.subject) } && grant.services.contains { $0.matches(placeholder.target) }
         }
         guard granted else {
             throw OAuthError("access_denied", "'\(principal.subject)' is not granted '\(placeholder.target)' on this broker")
@@ -225,7 +225,9 @@ public struct BrokerVault: CredentialVault {
     }
 }
 
-/// Every exchange goes to the exchange log before it is answered.
+/// Every exchange goes to the exchange log before it is answered. A request whose subject
+/// token was not accepted is only counted, per (minute, client, result): anyone can send
+/// those, and one row each would let them fill the database.
 public struct StoreExchangeRecorder: ExchangeRecorder {
     let store: any BrokerStore
 
@@ -235,8 +237,14 @@ public struct StoreExchangeRecorder: ExchangeRecorder {
 
     public func record(_ outcome: ExchangeOutcome) async throws(OAuthError) {
         do {
-            try await store.recordExchange(ExchangeLogEntry(time: AuditTime.now(), principal: outcome.principal,
-                                                            target: outcome.target, result: outcome.result))
+            let now = AuditTime.now()
+            if outcome.principal == nil {
+                try await store.countRefusedExchange(RefusedExchanges(minute: String(now.prefix(16)), client: outcome.client ?? "unknown",
+                                                                      result: outcome.result, count: 1))
+            } else {
+                try await store.recordExchange(ExchangeLogEntry(time: now, principal: outcome.principal,
+                                                                target: outcome.target, result: outcome.result))
+            }
         } catch {
             throw OAuthError(status: 503, "temporarily_unavailable", "the exchange cannot be recorded; try again later")
         }

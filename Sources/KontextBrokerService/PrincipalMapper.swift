@@ -1,19 +1,39 @@
+import Foundation
 import KontextBroker
 import KontextCore
 import KontextTrust
 
 /// Subject tokens → principals: a JWT from a trusted issuer (KontextTrust checks signature,
 /// `iss`, `aud`, `exp`, `nbf`), then the first `[[principal]]` rule whose claims all match
-/// names it; a token no rule matches is the user `user:SUB` when its issuer allows users.
+/// names it; a token no rule matches is the user `user:ISSUER_HOST:SUB` when its issuer has
+/// `users = true`.
 public struct PrincipalMapper: SubjectVerifier {
     public let jwt: JWTSubjectVerifier
     let rules: [BrokerConfig.PrincipalRule]
-    let userIssuers: Set<String>
+    /// The issuers admitting users, each with its ISSUER_HOST.
+    let userIssuers: [String: String]
 
     public init(config: BrokerConfig, jwt: JWTSubjectVerifier) {
         self.jwt = jwt
         rules = config.principals
-        userIssuers = Set(config.issuers.filter(\.users).map(\.trusted.issuer))
+        userIssuers = Dictionary(config.issuers.filter(\.users).map { ($0.trusted.issuer, Self.issuerHost($0.trusted.issuer)) },
+                                 uniquingKeysWith: { first, _ in first })
+    }
+
+    /// A user's principal: qualified by issuer, so equal `sub` values at two issuers are two
+    /// principals.
+    public static func userPrincipal(issuer: String, subject: String) -> String {
+        "user:" + issuerHost(issuer) + ":" + subject
+    }
+
+    /// The issuer URL as configured, without its scheme and trailing `/`, with `%` and `:`
+    /// percent-encoded: a port or a path stays part of it (`login.example.com%3A8443/realms/dev`),
+    /// and the first `:` after `user:` always ends it, whatever `:` the subject holds.
+    public static func issuerHost(_ issuer: String) -> String {
+        var host = Substring(issuer)
+        if let scheme = host.range(of: "://") { host = host[scheme.upperBound...] }
+        while host.hasSuffix("/") { host = host.dropLast() }
+        return host.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: ":", with: "%3A")
     }
 
     public func verify(token: String, type: String) async throws(OAuthError) -> Principal {
@@ -27,11 +47,11 @@ public struct PrincipalMapper: SubjectVerifier {
                 return Principal(subject: Self.expand(rule.name, claims: subject.claims), email: subject.principal.email)
             }
         }
-        guard userIssuers.contains(subject.issuer) else {
+        guard let host = userIssuers[subject.issuer] else {
             throw OAuthError("invalid_request",
                              "subject_token of '\(subject.principal.subject)' matches no principal rule of this broker")
         }
-        return Principal(subject: "user:" + subject.principal.subject, email: subject.principal.email)
+        return Principal(subject: "user:" + host + ":" + subject.principal.subject, email: subject.principal.email)
     }
 
     /// A claim as text for matching: strings as themselves, numbers and booleans as JSON.

@@ -55,7 +55,25 @@ public struct ExchangeLogEntry: Sendable, Equatable {
     }
 }
 
-/// An agent session as the audit API knows it.
+/// Refused token requests whose subject token was not accepted: counted, not logged one by one.
+public struct RefusedExchanges: Sendable, Equatable {
+    /// `YYYY-MM-DDTHH:MM` (UTC).
+    public var minute: String
+    public var client: String
+    /// The RFC 6749 error code answered.
+    public var result: String
+    public var count: Int
+
+    public init(minute: String, client: String, result: String, count: Int) {
+        self.minute = minute
+        self.client = client
+        self.result = result
+        self.count = count
+    }
+}
+
+/// An agent session as the audit API knows it. Its id is unique per owner: two principals
+/// posting the same id have two sessions, neither visible to the other.
 public struct BrokerSession: Sendable, Equatable {
     public var id: String
     /// The principal that created it.
@@ -115,10 +133,16 @@ public protocol BrokerStore: Sendable {
 
     func recordExchange(_ entry: ExchangeLogEntry) async throws
     func exchangeLog(limit: Int) async throws -> [ExchangeLogEntry]
+    /// Adds `refused.count` to the row of its minute, client and result.
+    func countRefusedExchange(_ refused: RefusedExchanges) async throws
+    /// The counters, newest minute first.
+    func refusedExchanges(limit: Int) async throws -> [RefusedExchanges]
 
-    /// Stores the events whose id is new; the others count as duplicates.
+    /// Which of `ids` are sessions of `owner`.
+    func ownedSessions(_ ids: [String], owner: String) async throws -> Set<String>
+    /// Stores the events whose id is new for `owner`; the others count as duplicates.
     func ingest(_ events: [IngestedEvent], owner: String, receivedAt: String) async throws -> (accepted: Int, duplicates: Int)
-    /// True when the session was created, false when it existed already.
+    /// True when the session was created, false when its owner had it already.
     func createSession(_ session: BrokerSession) async throws -> Bool
     /// False when there is no such session (visible to `owner`, when given).
     func touchSession(id: String, owner: String?, at time: String) async throws -> Bool

@@ -15,7 +15,7 @@ public final class PostgresBrokerStore: BrokerStore {
     /// connection indefinitely, so an unreachable server would hang the command.
     private let probe: PostgresConnection.Configuration
 
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]`.
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require|verify-full]`.
     /// The password may instead come from `PGPASSWORD`, which keeps it out of argv.
     public init(url: String, environment: [String: String]) throws {
         guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
@@ -25,7 +25,7 @@ public final class PostgresBrokerStore: BrokerStore {
         let password = components.password ?? environment["PGPASSWORD"]
         var database = components.path
         while database.hasPrefix("/") { database.removeFirst() }
-        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let mode = Self.sslMode(host: host, requested: components.queryItems?.first { $0.name == "sslmode" }?.value)
         let tls: PostgresClient.Configuration.TLS
         let probeTLS: PostgresConnection.Configuration.TLS
         switch mode {
@@ -55,6 +55,12 @@ public final class PostgresBrokerStore: BrokerStore {
         runner = Task { await client.run() }
     }
 
+    /// The URL's `sslmode`, else `require` for a host that is not loopback (a database across
+    /// the network must not get the login and the vault rows in clear) and `prefer` on loopback.
+    public static func sslMode(host: String, requested: String?) -> String {
+        requested ?? (Transport.isLoopbackHost(host) ? "prefer" : "require")
+    }
+
     /// How long one database call may take. The pool waits for a connection indefinitely and a
     /// server that accepts but never answers would hold a request (or a command) forever.
     static let deadline: Duration = .seconds(10)
@@ -75,6 +81,10 @@ public final class PostgresBrokerStore: BrokerStore {
     }
 
     private func failure(_ what: String, _ error: any Error) -> KontextError {
+        if let psql = error as? PSQLError, psql.code == .sslUnsupported {
+            return KontextError(.usage, "PostgreSQL \(label): cannot \(what): the server does not offer TLS, which sslmode=require (the default for a host that is not loopback) needs",
+                                hint: "configure TLS on the PostgreSQL server, or add ?sslmode=disable to the URL to accept plain text")
+        }
         let reason = (error as? PSQLError).map { psql in
             psql.serverInfo?[.message].map { "\($0)" } ?? psql.underlying.map { "\(psql.code): \($0)" } ?? "\(psql.code)"
         } ?? "\(error)"
@@ -105,6 +115,19 @@ public final class PostgresBrokerStore: BrokerStore {
                 received_at TEXT NOT NULL, json TEXT NOT NULL)
             """,
             "CREATE INDEX events_by_session ON events(session_id, seq)",
+        ]),
+        // Sessions and events keyed by owner too, so one principal's ids neither collide with
+        // nor reveal another's.
+        (2, [
+            "ALTER TABLE sessions DROP CONSTRAINT sessions_pkey, ADD PRIMARY KEY (owner, id)",
+            "ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (owner, id)",
+        ]),
+        (3, [
+            """
+            CREATE TABLE refused_exchanges (
+                minute TEXT NOT NULL, client TEXT NOT NULL, result TEXT NOT NULL, count BIGINT NOT NULL,
+                PRIMARY KEY (minute, client, result))
+            """,
         ]),
     ]
 
@@ -261,7 +284,38 @@ public final class PostgresBrokerStore: BrokerStore {
         }
     }
 
+    public func countRefusedExchange(_ refused: RefusedExchanges) async throws {
+        _ = try await count("count a refused exchange", """
+            INSERT INTO refused_exchanges (minute, client, result, count) VALUES (\(refused.minute), \(refused.client), \(refused.result), \(refused.count))
+            ON CONFLICT (minute, client, result) DO UPDATE SET count = refused_exchanges.count + excluded.count
+            """)
+    }
+
+    public func refusedExchanges(limit: Int) async throws -> [RefusedExchanges] {
+        try await rows("read the refused exchanges") { client, logger in
+            var result: [RefusedExchanges] = []
+            for try await (minute, address, outcome, count) in try await client.query("""
+                SELECT minute, client, result, count FROM refused_exchanges ORDER BY minute DESC, client, result LIMIT \(limit)
+                """, logger: logger).decode((String, String, String, Int).self) {
+                result.append(RefusedExchanges(minute: minute, client: address, result: outcome, count: count))
+            }
+            return result
+        }
+    }
+
     // MARK: Audit
+
+    public func ownedSessions(_ ids: [String], owner: String) async throws -> Set<String> {
+        try await rows("read sessions") { client, logger in
+            var result = Set<String>()
+            for try await id in try await client.query("""
+                SELECT id FROM sessions WHERE owner = \(owner) AND id = ANY(\(ids)::text[])
+                """, logger: logger).decode(String.self) {
+                result.insert(id)
+            }
+            return result
+        }
+    }
 
     /// One statement per batch; `ON CONFLICT DO NOTHING` makes a replica that inserts the same
     /// ids concurrently wait for the other's commit and then skip them.
@@ -272,7 +326,7 @@ public final class PostgresBrokerStore: BrokerStore {
             INSERT INTO events (id, session_id, seq, owner, received_at, json)
             SELECT e.id, e.session_id, e.seq, \(owner), \(receivedAt), e.json
             FROM unnest(\(ids)::text[], \(sessions)::text[], \(seqs)::bigint[], \(texts)::text[]) AS e(id, session_id, seq, json)
-            ON CONFLICT (id) DO NOTHING RETURNING 1
+            ON CONFLICT (owner, id) DO NOTHING RETURNING 1
             """)
         return (accepted, events.count - accepted)
     }
@@ -281,7 +335,7 @@ public final class PostgresBrokerStore: BrokerStore {
         try await count("create a session", """
             INSERT INTO sessions (id, owner, agent, host, cwd, started_at, last_seen_at)
             VALUES (\(s.id), \(s.owner), \(s.agent), \(s.host), \(s.cwd), \(s.startedAt), \(s.lastSeenAt))
-            ON CONFLICT (id) DO NOTHING RETURNING 1
+            ON CONFLICT (owner, id) DO NOTHING RETURNING 1
             """) > 0
     }
 

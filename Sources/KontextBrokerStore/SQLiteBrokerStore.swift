@@ -77,6 +77,54 @@ public final class SQLiteBrokerStore: BrokerStore {
                 CREATE INDEX events_by_session ON events(session_id, seq);
                 """)
         }
+        // Sessions and events are keyed by owner too, so one principal's ids neither collide
+        // with nor reveal another's.
+        migrator.registerMigration("v2: sessions and events per owner") { db in
+            try db.execute(sql: """
+                CREATE TABLE sessions_by_owner (
+                    id TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    agent TEXT NOT NULL,
+                    host TEXT,
+                    cwd TEXT,
+                    started_at TEXT NOT NULL,
+                    last_seen_at TEXT NOT NULL,
+                    ended_at TEXT,
+                    exit_code INTEGER,
+                    PRIMARY KEY (owner, id)
+                );
+                INSERT INTO sessions_by_owner (id, owner, agent, host, cwd, started_at, last_seen_at, ended_at, exit_code)
+                    SELECT id, owner, agent, host, cwd, started_at, last_seen_at, ended_at, exit_code FROM sessions;
+                DROP TABLE sessions;
+                ALTER TABLE sessions_by_owner RENAME TO sessions;
+                CREATE INDEX sessions_by_start ON sessions(started_at);
+                CREATE TABLE events_by_owner (
+                    id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    owner TEXT NOT NULL,
+                    received_at TEXT NOT NULL,
+                    json TEXT NOT NULL,
+                    PRIMARY KEY (owner, id)
+                );
+                INSERT INTO events_by_owner (id, session_id, seq, owner, received_at, json)
+                    SELECT id, session_id, seq, owner, received_at, json FROM events;
+                DROP TABLE events;
+                ALTER TABLE events_by_owner RENAME TO events;
+                CREATE INDEX events_by_session ON events(session_id, seq);
+                """)
+        }
+        migrator.registerMigration("v3: refused exchange counters") { db in
+            try db.execute(sql: """
+                CREATE TABLE refused_exchanges (
+                    minute TEXT NOT NULL,
+                    client TEXT NOT NULL,
+                    result TEXT NOT NULL,
+                    count INTEGER NOT NULL,
+                    PRIMARY KEY (minute, client, result)
+                );
+                """)
+        }
         do {
             try migrator.migrate(pool)
         } catch {
@@ -166,14 +214,38 @@ public final class SQLiteBrokerStore: BrokerStore {
         }
     }
 
+    public func countRefusedExchange(_ refused: RefusedExchanges) async throws {
+        try await pool.write { db in
+            try db.cachedStatement(sql: """
+                INSERT INTO refused_exchanges (minute, client, result, count) VALUES (?, ?, ?, ?)
+                ON CONFLICT (minute, client, result) DO UPDATE SET count = refused_exchanges.count + excluded.count
+                """).execute(arguments: [refused.minute, refused.client, refused.result, refused.count])
+        }
+    }
+
+    public func refusedExchanges(limit: Int) async throws -> [RefusedExchanges] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM refused_exchanges ORDER BY minute DESC, client, result LIMIT ?", arguments: [limit]).map {
+                RefusedExchanges(minute: $0["minute"], client: $0["client"], result: $0["result"], count: $0["count"])
+            }
+        }
+    }
+
     // MARK: Audit
+
+    public func ownedSessions(_ ids: [String], owner: String) async throws -> Set<String> {
+        try await pool.read { db in
+            let statement = try db.cachedStatement(sql: "SELECT 1 FROM sessions WHERE owner = ? AND id = ?")
+            return Set(try ids.filter { try Bool.fetchOne(statement, arguments: [owner, $0]) != nil })
+        }
+    }
 
     public func ingest(_ events: [IngestedEvent], owner: String, receivedAt: String) async throws -> (accepted: Int, duplicates: Int) {
         try await pool.write { db in
             var accepted = 0
             let statement = try db.cachedStatement(sql: """
                 INSERT INTO events (id, session_id, seq, owner, received_at, json) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO NOTHING
+                ON CONFLICT (owner, id) DO NOTHING
                 """)
             for event in events {
                 try statement.execute(arguments: [event.id, event.sessionID, event.seq, owner, receivedAt, event.json])
@@ -187,7 +259,7 @@ public final class SQLiteBrokerStore: BrokerStore {
         try await pool.write { db in
             try db.execute(sql: """
                 INSERT INTO sessions (id, owner, agent, host, cwd, started_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO NOTHING
+                ON CONFLICT (owner, id) DO NOTHING
                 """, arguments: [s.id, s.owner, s.agent, s.host, s.cwd, s.startedAt, s.lastSeenAt])
             return db.changesCount > 0
         }

@@ -43,8 +43,9 @@ public struct IssuerMetadata: Sendable, Equatable {
         return base
     }
 
-    /// Fetches the issuer's metadata; fails with exit 2 (configuration) and what to check.
-    public static func discover(issuer: String, http: HTTPClient) async throws -> IssuerMetadata {
+    /// Fetches the issuer's metadata; fails with exit 2 (configuration) and what to check. Its
+    /// endpoints are held to the transport rule of the settings (`allowHTTP`: the user's opt-in).
+    public static func discover(issuer: String, http: HTTPClient, allowHTTP: Bool) async throws -> IssuerMetadata {
         var problems: [String] = []
         for url in documentURLs(issuer: issuer) {
             let answer = await http.perform(HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: 15))
@@ -61,14 +62,14 @@ public struct IssuerMetadata: Sendable, Equatable {
                     problems.append("\(url): HTTP \(response.status)")
                     continue
                 }
-                return try parse(response.body, issuer: issuer, url: url)
+                return try parse(response.body, issuer: issuer, url: url, allowHTTP: allowHTTP)
             }
         }
         throw KontextError(.usage, "\(issuer) publishes no OpenID Connect or OAuth metadata", details: problems,
                            hint: "check KONTEXT_ISSUER_URL: it must be the issuer itself, e.g. https://login.example.com/realms/dev")
     }
 
-    static func parse(_ body: [UInt8], issuer: String, url: String) throws -> IssuerMetadata {
+    static func parse(_ body: [UInt8], issuer: String, url: String, allowHTTP: Bool = false) throws -> IssuerMetadata {
         guard let document = try? JSONValue.parse(body), document.objectValue != nil else {
             throw KontextError(.usage, "\(url) is not a JSON metadata document")
         }
@@ -83,6 +84,10 @@ public struct IssuerMetadata: Sendable, Equatable {
         }
         guard let token = field("token_endpoint") else {
             throw KontextError(.usage, "\(url) has no token_endpoint")
+        }
+        for name in ["token_endpoint", "authorization_endpoint", "device_authorization_endpoint", "revocation_endpoint",
+                     "jwks_uri", "userinfo_endpoint"] {
+            if let endpoint = field(name) { try Transport.check(endpoint, name: "the issuer's \(name)", allowHTTP: allowHTTP) }
         }
         return IssuerMetadata(issuer: named, authorizationEndpoint: field("authorization_endpoint"), tokenEndpoint: token,
                               deviceAuthorizationEndpoint: field("device_authorization_endpoint"),

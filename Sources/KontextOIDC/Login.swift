@@ -166,7 +166,7 @@ public struct Authenticator: Sendable {
     }
 
     private func jwksURL(for login: StoredLogin) async -> String? {
-        (try? await IssuerMetadata.discover(issuer: login.issuer, http: client.http))?.jwksURI
+        (try? await IssuerMetadata.discover(issuer: login.issuer, http: client.http, allowHTTP: settings.allowHTTP))?.jwksURI
     }
 
     /// Stores the result of a completed login flow.

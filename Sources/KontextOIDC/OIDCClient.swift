@@ -17,6 +17,8 @@ public struct OIDCSettings: Sendable, Equatable {
     /// `KONTEXT_TOKEN_ENDPOINT`: where exchanges go when not the issuer's token endpoint.
     public var exchangeEndpoint: String?
     public var caBundle: String?
+    /// `KONTEXT_ALLOW_HTTP=1`: plain HTTP to hosts that are not loopback is allowed.
+    public var allowHTTP = false
 
     public init(issuer: String, clientID: String = OIDCSettings.defaultClientID, clientSecret: String? = nil,
                 scopes: String = OIDCSettings.defaultScopes, redirectURI: String? = nil,
@@ -38,6 +40,7 @@ public struct OIDCSettings: Sendable, Equatable {
                   clientSecret: value("KONTEXT_CLIENT_SECRET"), scopes: value("KONTEXT_SCOPES") ?? Self.defaultScopes,
                   redirectURI: value("KONTEXT_REDIRECT_URI"), exchangeEndpoint: value("KONTEXT_TOKEN_ENDPOINT"),
                   caBundle: value("KONTEXT_CA_BUNDLE"))
+        allowHTTP = Transport.allowsHTTP(settings)
     }
 
     /// The keyring key of this issuer's login for this client.

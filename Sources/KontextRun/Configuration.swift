@@ -12,8 +12,11 @@ public enum Configuration {
         "mode": "KONTEXT_MODE", "policy": "KONTEXT_POLICY", "keyring": "KONTEXT_KEYRING",
         "ca_bundle": "KONTEXT_CA_BUNDLE", "debug": "KONTEXT_DEBUG",
         "audience": "KONTEXT_AUDIENCE", "id_token_file": "KONTEXT_ID_TOKEN_FILE",
-        "id_token_variable": "KONTEXT_ID_TOKEN_VARIABLE",
+        "id_token_variable": "KONTEXT_ID_TOKEN_VARIABLE", "allow_http": "KONTEXT_ALLOW_HTTP",
     ]
+
+    /// The settings naming servers that get tokens or audit events.
+    static let urlSettings = ["KONTEXT_ISSUER_URL", "KONTEXT_TOKEN_ENDPOINT", "KONTEXT_AUDIT_URL"]
 
     public static func path(environment: [String: String]) -> String {
         XDGDirectories(environment: environment).config + "/kontext/config.toml"
@@ -22,6 +25,16 @@ public enum Configuration {
     /// The settings kontext acts on: the environment, with config.toml's values for the
     /// variables it does not set. Only kontext reads these; children get the real environment.
     public static func settings(environment: [String: String]) throws -> [String: String] {
+        let settings = try merged(environment: environment)
+        // Before anything is sent: plain HTTP off loopback only when the user opted in.
+        let allowHTTP = Transport.allowsHTTP(settings)
+        for name in urlSettings {
+            if let url = settings[name], !url.isEmpty { try Transport.check(url, name: name, allowHTTP: allowHTTP) }
+        }
+        return settings
+    }
+
+    static func merged(environment: [String: String]) throws -> [String: String] {
         let path = path(environment: environment)
         guard let bytes = readFile(path, limit: 1 << 20) else { return environment }
         guard let text = String(validating: bytes, as: UTF8.self), !text.utf8.contains(0) else {

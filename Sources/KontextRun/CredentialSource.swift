@@ -90,7 +90,7 @@ public final class CredentialSource: Sendable {
             if let configured = environment["KONTEXT_TOKEN_ENDPOINT"], !configured.isEmpty {
                 endpoint = configured
             } else if let settings {
-                endpoint = try await IssuerMetadata.discover(issuer: settings.issuer, http: settings.http).tokenEndpoint
+                endpoint = try await IssuerMetadata.discover(issuer: settings.issuer, http: settings.http, allowHTTP: settings.allowHTTP).tokenEndpoint
             } else {
                 throw KontextError.usage("CI mode (\(workload.platform.rawValue)) needs a token service to exchange the job's identity at",
                                          hint: "set KONTEXT_TOKEN_ENDPOINT to the broker's token endpoint (e.g. https://kontext.example.com/oauth2/token)")

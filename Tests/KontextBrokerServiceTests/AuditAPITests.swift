@@ -35,7 +35,8 @@ import Testing
         let parsed = try AuditEvent(json: items[0])
         #expect(parsed.decision?.outcome == .allow)
         #expect(parsed.actor.email == "alice@example.com")
-        #expect(items[0].objectValue?.map(\.0) == AuditEvent.keys)
+        // SPEC section 7's keys, then what the client claimed as actor (the stored actor is the principal).
+        #expect(items[0].objectValue?.map(\.0) == AuditEvent.keys + ["claimed_actor"])
         let page = try await call("GET", base + "/v1/audit/events?session_id=s-1&after=1&limit=2", token: alice)
         guard case .array(let pageItems)? = page.body["events"] else { Issue.record("\(page.text)"); return }
         #expect(pageItems.compactMap { $0["id"]?.stringValue } == ["e-2", "e-3"])
@@ -53,7 +54,7 @@ import Testing
         #expect(only["session_id"]?.stringValue == "s-1")
         #expect(only["ended_at"]?.stringValue == "2026-11-22T13:05:00.000Z")
         #expect(only["exit_code"] == .number(3))
-        #expect(only["owner"]?.stringValue == "user:alice")
+        #expect(only["owner"]?.stringValue == setup.user("alice"))
 
         // Another user sees none of it; an audit reader sees all of it.
         let mallory = try await setup.token(sub: "mallory")

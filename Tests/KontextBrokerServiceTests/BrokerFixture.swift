@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import KontextBroker
 import KontextBrokerService
@@ -31,7 +34,8 @@ struct BrokerSetup {
     let configPath: String
     let database: String
 
-    static func make(_ label: String, database: String? = nil, extraConfig: String = "",
+    /// `users`: the issuer's `users` setting, nil to leave it unwritten (the default).
+    static func make(_ label: String, database: String? = nil, extraConfig: String = "", users: Bool? = true,
                      grants: String = #"[[grant]]\#nprincipals = ["user:*", "ci:*"]\#nservices = ["github", "linear", "postgres", "deploy-*"]"#) async throws -> BrokerSetup {
         let key = await TestKey.es256(kid: "key-1")
         let idp = try await KeyServer.start(publishing: [key])
@@ -39,12 +43,13 @@ struct BrokerSetup {
         let configPath = directory.appendingPathComponent("broker.toml").path
         let config = """
             token_lifetime = 600
-            audit_readers = ["user:auditor"]
+            audit_readers = ["\(userPrincipal(idp.issuer, "auditor"))"]
 
             [[issuer]]
             issuer = "\(idp.issuer)"
             audiences = ["\(brokerAudience)"]
             jwks_url = "\(idp.jwksURL)"
+            \(users.map { "users = \($0)" } ?? "")
 
             [[principal]]
             name = "ci:{repository}"
@@ -90,6 +95,82 @@ struct BrokerSetup {
         return try await BrokerServe.start(options: BrokerServeOptions(configPath: configPath, listen: "127.0.0.1:0", database: database),
                                            environment: environment ?? self.environment, logger: logger,
                                            keyCachePolicy: keyCachePolicy)
+    }
+}
+
+/// The principal a user of `issuer` becomes, written out as the README specifies it (not
+/// computed by the broker's code): `user:ISSUER_HOST:SUB`, ISSUER_HOST being the issuer URL
+/// without its scheme and trailing `/`, with `%` and `:` percent-encoded.
+func userPrincipal(_ issuer: String, _ sub: String) -> String {
+    var host = issuer
+    if let scheme = host.range(of: "://") { host = String(host[scheme.upperBound...]) }
+    while host.hasSuffix("/") { host.removeLast() }
+    host = host.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: ":", with: "%3A")
+    return "user:\(host):\(sub)"
+}
+
+extension BrokerSetup {
+    func user(_ sub: String) -> String { userPrincipal(idp.issuer, sub) }
+}
+
+/// A database of its own on scripts/with-postgres's server, for one test.
+func makePostgresDatabase() throws -> String {
+    let environment = ProcessInfo.processInfo.environment
+    guard let url = environment["KONTEXT_TEST_POSTGRES_URL"], let bindir = environment["KONTEXT_TEST_PG_BINDIR"] else {
+        throw TestFailure("KONTEXT_TEST_POSTGRES_URL is not set: run the suite through scripts/test (scripts/with-postgres)")
+    }
+    let name = "kontext_test_" + String(UUID().uuidString.prefix(8)).lowercased()
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: bindir + "/psql")
+    process.arguments = [url, "-c", "CREATE DATABASE \(name)"]
+    process.environment = environment
+    let created = try runProcess(process, stdin: nil, timeout: 60)
+    guard created.status == 0 else { throw TestFailure("cannot create database \(name): \(created.stderr)") }
+    return url.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
+}
+
+/// A plain TCP connection to a served broker, for what HTTPClient cannot do: half a
+/// request, or reading the response headers.
+final class RawConnection {
+    let fd: Int32
+
+    init(_ baseURL: String) throws {
+        guard let colon = baseURL.lastIndex(of: ":"), let port = UInt16(baseURL[baseURL.index(after: colon)...]) else {
+            throw TestFailure("no port in \(baseURL)")
+        }
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { close(fd); throw TestFailure("cannot connect to \(baseURL)") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Everything the server sends until it closes the connection or `seconds` pass; nil
+    /// when the connection was still open at the end.
+    func readUntilClosed(seconds: Double) -> String? {
+        var received: [UInt8] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
+            guard poll(&descriptor, 1, left) > 0 else { continue }
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { return String(decoding: received, as: UTF8.self) }
+            received += buffer[0..<count]
+        }
+        return nil
     }
 }
 

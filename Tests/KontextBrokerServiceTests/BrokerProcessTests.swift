@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import KontextCore
+import KontextTestIssuer
 import KontextTestSupport
 import Testing
 
@@ -107,6 +109,24 @@ import Testing
         await setup.idp.stop()
     }
 
+    /// A database host that is not loopback gets `sslmode=require` unless the URL says
+    /// otherwise: a server without TLS is an error, and no byte of the login goes out in clear.
+    @Test func aPostgreSQLHostThatIsNotLoopbackNeedsTLSByDefault() async throws {
+        let setup = try await BrokerSetup.make("process-pg-tls")
+        let address = try #require(nonLoopbackIPv4(), "this test needs a network interface with an IPv4 address that is not loopback")
+        let server = try PlainTextPostgres(address: address)
+        let result = try cli(["broker", "provider", "list", "--config", setup.configPath,
+                              "--db", "postgres://postgres@\(address):\(server.port)/x"], environment: setup.environment)
+        #expect(result.status == 2, "\(result.stderr)")
+        let line = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(line.hasPrefix("kontext: PostgreSQL postgres://postgres@\(address):\(server.port)/x: "), "\(result.stderr)")
+        #expect(line.contains("does not offer TLS"), "\(result.stderr)")
+        #expect(result.stderr.contains("sslmode=disable"), "\(result.stderr)")
+        #expect(server.startupMessages == 0, "the client went on in plain text")
+        server.stop()
+        await setup.idp.stop()
+    }
+
     /// Needs scripts/with-postgres (scripts/test runs the suite under it): fails, not skips, without it.
     @Test func twoReplicasOnOnePostgreSQLShareExchangesAndDeduplicateAudit() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -190,4 +210,64 @@ import Testing
 
 enum BrokerConfigVariable {
     static let keys = "KONTEXT_BROKER_VAULT_KEYS"
+}
+
+/// The first IPv4 address of this machine that is not loopback.
+func nonLoopbackIPv4() -> String? {
+    var list: UnsafeMutablePointer<ifaddrs>?
+    guard getifaddrs(&list) == 0 else { return nil }
+    defer { freeifaddrs(list) }
+    var next = list
+    while let entry = next {
+        defer { next = entry.pointee.ifa_next }
+        guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+        let ipv4 = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+        let text = String(cString: inet_ntoa(ipv4))
+        if !text.hasPrefix("127.") { return text }
+    }
+    return nil
+}
+
+/// A stand-in PostgreSQL server without TLS: it answers every SSLRequest with `N` and counts
+/// the startup messages (user and database, in clear) a client sends after that.
+final class PlainTextPostgres: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let counter = Mutex(0)
+    var startupMessages: Int { counter.withLock { $0 } }
+
+    init(address: String) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_addr.s_addr = inet_addr(address)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { close(fd); throw TestFailure("cannot listen on \(address)") }
+        port = Int(UInt16(bigEndian: socketAddress.sin_port))
+        let listener = fd
+        Thread.detachNewThread { [self] in
+            while true {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                var buffer = [UInt8](repeating: 0, count: 1024)
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                // SSLRequest: length 8, code 80877103.
+                if recv(client, &buffer, 8, Int32(MSG_WAITALL)) == 8, buffer[4..<8] == [0x04, 0xD2, 0x16, 0x2F] {
+                    _ = send(client, "N", 1, Int32(MSG_NOSIGNAL))
+                    if recv(client, &buffer, buffer.count, 0) > 0 { self.counter.withLock { $0 += 1 } }
+                }
+                close(client)
+            }
+        }
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
 }

@@ -151,7 +151,7 @@ final class Holder: @unchecked Sendable {
             """)
         let admin = try await setup.admin()
         try await admin.add(target: "github", owner: "", kind: .staticKey, secret: TestSupport.secret("org-github"))
-        try await admin.add(target: "github", owner: "user:bob", kind: .staticKey, secret: TestSupport.secret("bob-github"))
+        try await admin.add(target: "github", owner: setup.user("bob"), kind: .staticKey, secret: TestSupport.secret("bob-github"))
         try await admin.add(target: "deploy-prod", owner: "", kind: .staticKey, secret: TestSupport.secret("deploy"))
         await admin.close()
         let broker = try await setup.serve()
@@ -164,7 +164,7 @@ final class Holder: @unchecked Sendable {
         let denied = try await exchange(broker.baseURL, token: try await setup.token(sub: "alice"), resource: "deploy-prod")
         #expect(denied.status == 400)
         #expect(denied.error == "access_denied")
-        #expect(denied.description.contains("'user:alice' is not granted 'deploy-prod'"))
+        #expect(denied.description.contains("'\(setup.user("alice"))' is not granted 'deploy-prod'"))
 
         // A CI workload by claim rule: repository and ref both match.
         let ci = try await setup.token(sub: "repo:acme/app:ref:refs/heads/main") {
@@ -185,8 +185,9 @@ final class Holder: @unchecked Sendable {
 
         let log = try await broker.store.exchangeLog(limit: 10).reversed().map { "\($0.principal ?? "-") \($0.target ?? "-") \($0.result)" }
         #expect(log == [
-            "user:alice github issued", "user:bob github issued", "user:alice deploy-prod access_denied",
-            "ci:acme/app deploy-prod issued", "user:repo:acme/app:ref:refs/heads/dev deploy-prod access_denied",
+            "\(setup.user("alice")) github issued", "\(setup.user("bob")) github issued",
+            "\(setup.user("alice")) deploy-prod access_denied", "ci:acme/app deploy-prod issued",
+            "\(setup.user("repo:acme/app:ref:refs/heads/dev")) deploy-prod access_denied",
             "ci:acme/app deploy-staging invalid_target",
         ])
         await broker.stop()
@@ -209,7 +210,7 @@ final class Holder: @unchecked Sendable {
         let first = TestSupport.secret("refresh-0")
         provider.grant(first)
         let admin = try await setup.admin(environment: environment)
-        try await admin.add(target: "linear", owner: "user:alice", kind: .oauth, secret: first)
+        try await admin.add(target: "linear", owner: setup.user("alice"), kind: .oauth, secret: first)
         await admin.close()
         let broker = try await setup.serve(environment: environment)
         let alice = try await setup.token(sub: "alice")
@@ -228,7 +229,7 @@ final class Holder: @unchecked Sendable {
         // and expires_in follows the upstream token's remaining life.
         provider.state.withLock { $0.expiresIn = 30 }
         let admin2 = try await setup.admin(environment: environment)
-        try await admin2.add(target: "linear", owner: "user:alice", kind: .oauth, secret: TestSupport.secret("refresh-1"))
+        try await admin2.add(target: "linear", owner: setup.user("alice"), kind: .oauth, secret: TestSupport.secret("refresh-1"))
         await admin2.close()
         let short = try await exchange(broker.baseURL, token: alice, resource: "linear")
         #expect(short.body["access_token"]?.stringValue == TestSupport.secret("access-2"), "\(short.text)")
@@ -245,7 +246,7 @@ final class Holder: @unchecked Sendable {
         // Remembered: the provider is not asked again.
         #expect(try await exchange(broker.baseURL, token: alice, resource: "linear").error == "provider_not_connected")
         #expect(provider.refreshes == 3)
-        let state = try await broker.store.credential(owner: "user:alice", target: "linear")
+        let state = try await broker.store.credential(owner: setup.user("alice"), target: "linear")
         #expect(state?.connected == false)
 
         // The CLI's exchange client turns it into "connect it at URL".

@@ -170,8 +170,10 @@ final class ServedBroker: @unchecked Sendable {
         let events = try #require(answer["events"] as? [[String: Any]], "\(answer)")
         #expect(events.count == 3)
         #expect(events.compactMap { ($0["tool_input"] as? [String: Any])?["command"] as? String } == (1...3).map { "make deploy-\($0)" })
+        // The broker stores the authenticated principal as the actor, and what the job claimed beside it.
         for event in events {
-            #expect((event["actor"] as? [String: Any])?["sub"] as? String == "repo:acme/app:ref:refs/heads/main")
+            #expect((event["actor"] as? [String: Any])?["sub"] as? String == "ci:acme/app")
+            #expect((event["claimed_actor"] as? [String: Any])?["sub"] as? String == "repo:acme/app:ref:refs/heads/main")
         }
         #expect((try FileManager.default.contentsOfDirectory(atPath: runtime.appendingPathComponent("kontext").path)).isEmpty,
                 "the session's directory, audit store included, is gone")
@@ -264,5 +266,40 @@ final class ServedBroker: @unchecked Sendable {
         #expect(missing.status == 3)
         #expect(missing.stderr.hasPrefix("kontext: cannot read the workload token file"), "\(missing.stderr)")
         expectNothingPersisted(sandbox)
+    }
+
+    /// Tokens and audit events must not cross the network in clear: a plain http:// URL to a
+    /// host that is not loopback is refused before anything is sent, unless the user opts in.
+    @Test func plainHTTPToAHostThatIsNotLoopbackIsRefusedUnlessAllowed() throws {
+        let sandbox = Sandbox("ci-plain-http")
+        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n")
+        let job = ["KONTEXT_ID_TOKEN": "not-sent"]
+        let cases = [
+            ("KONTEXT_TOKEN_ENDPOINT", "http://kontext.example.com/oauth2/token"),
+            ("KONTEXT_ISSUER_URL", "http://login.example.com"),
+            ("KONTEXT_AUDIT_URL", "http://10.1.2.3:8080"),
+        ]
+        for (variable, url) in cases {
+            let refused = try sandbox.kontext(["run", "--", "touch", "ran"], environment: job.merging([variable: url]) { $1 })
+            #expect(refused.status == 2, "\(variable): \(refused.stderr)")
+            let line = refused.stderr.split(separator: "\n").first.map(String.init) ?? ""
+            #expect(line.hasPrefix("kontext: \(variable) "), "\(refused.stderr)")
+            #expect(line.contains("KONTEXT_ALLOW_HTTP=1"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: sandbox.workingDirectory.appendingPathComponent("ran").path))
+            // Opted in: no longer refused for that reason (what follows fails elsewhere: nothing listens there).
+            let allowed = try sandbox.kontext(["whoami"], environment: job.merging([variable: url, "KONTEXT_ALLOW_HTTP": "1"]) { $1 })
+            #expect(!allowed.stderr.contains("KONTEXT_ALLOW_HTTP"), "\(variable): \(allowed.stderr)")
+        }
+        // Also from config.toml.
+        let configDirectory = sandbox.home.appendingPathComponent(".config/kontext")
+        try FileManager.default.createDirectory(at: configDirectory, withIntermediateDirectories: true)
+        let config = configDirectory.appendingPathComponent("config.toml")
+        try "token_endpoint = \"http://kontext.example.com/oauth2/token\"\n".write(to: config, atomically: true, encoding: .utf8)
+        let fromConfig = try sandbox.kontext(["run", "--", "touch", "ran"], environment: job)
+        #expect(fromConfig.status == 2, "\(fromConfig.stderr)")
+        #expect(fromConfig.stderr.hasPrefix("kontext: KONTEXT_TOKEN_ENDPOINT "), "\(fromConfig.stderr)")
+        try "token_endpoint = \"http://kontext.example.com/oauth2/token\"\nallow_http = true\n".write(to: config, atomically: true, encoding: .utf8)
+        let optedIn = try sandbox.kontext(["whoami"], environment: job)
+        #expect(!optedIn.stderr.contains("KONTEXT_ALLOW_HTTP"), "\(optedIn.stderr)")
     }
 }

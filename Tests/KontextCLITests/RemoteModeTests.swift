@@ -556,3 +556,20 @@ struct AuditShippingTests {
         user.expectNoTokens(try user.storedTokens())
     }
 }
+
+/// Remote-mode checks that need no keyring.
+@Suite struct RemoteModeTests {
+    /// A discovery document is the issuer's word, fetched over the network: its endpoints get
+    /// the same transport check as the settings.
+    @Test func aDiscoveryDocumentNamingPlainHTTPElsewhereIsRefused() throws {
+        let scratch = TestSupport.makeTemporaryDirectory("discovery-http")
+        let issuer = try deviceIssuer(scratch, extra: ["--advertise-token-endpoint", "http://sts.example.com/token"])
+        let user = RemoteUser("discovery-http", issuer: issuer.baseURL, extra: ["KONTEXT_KEYRING": "file"])
+        let login = try user.kontext(["login", "--device"])
+        #expect(login.status == 2, "\(login.stderr)")
+        let line = login.stderr.split(separator: "\n").first { !$0.contains("KONTEXT_KEYRING") }.map(String.init) ?? ""
+        #expect(line.contains("token_endpoint http://sts.example.com/token"), "\(login.stderr)")
+        #expect(line.contains("KONTEXT_ALLOW_HTTP=1"), "\(login.stderr)")
+        #expect(!login.stdout.contains("device"), "the device flow must not start: \(login.stdout)")
+    }
+}

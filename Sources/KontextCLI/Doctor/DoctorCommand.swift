@@ -52,7 +52,7 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
         case .remote(let issuer):
             let oidc = OIDCSettings(settings: settings)!
             do {
-                let metadata = try await IssuerMetadata.discover(issuer: issuer, http: oidc.http)
+                let metadata = try await IssuerMetadata.discover(issuer: issuer, http: oidc.http, allowHTTP: oidc.allowHTTP)
                 report.pass("issuer", "\(issuer) publishes its metadata (token endpoint \(metadata.tokenEndpoint))")
                 if let login = try Authenticator(settings: oidc, store: CredentialStores.fromEnvironment(settings)).load() {
                     report.pass("login", "logged in as \(login.subject)\(login.refreshToken == nil ? " (no refresh token: the login ends with its access token)" : "")")

@@ -31,7 +31,7 @@ struct LoginCommand: AsyncParsableCommand, Diagnosable {
         let settings = try Configuration.settings(environment: environment)
         let oidc = try remoteSettings(settings, command: "login")
         let store = try CredentialStores.fromEnvironment(settings)
-        let metadata = try await IssuerMetadata.discover(issuer: oidc.issuer, http: oidc.http)
+        let metadata = try await IssuerMetadata.discover(issuer: oidc.issuer, http: oidc.http, allowHTTP: oidc.allowHTTP)
         let result = device
             ? try await DeviceLogin(settings: oidc, metadata: metadata).run()
             : try await AuthorizationCodeLogin(settings: oidc, metadata: metadata, openBrowser: !noBrowser,

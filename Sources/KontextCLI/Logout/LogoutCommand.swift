@@ -20,7 +20,7 @@ struct LogoutCommand: AsyncParsableCommand, Diagnosable {
             return
         }
         // The issuer may have moved its endpoints since login: ask again, else use the stored one.
-        let metadata = try? await IssuerMetadata.discover(issuer: oidc.issuer, http: oidc.http)
+        let metadata = try? await IssuerMetadata.discover(issuer: oidc.issuer, http: oidc.http, allowHTTP: oidc.allowHTTP)
         var outcome = "the issuer offers no revocation endpoint, so the tokens were only deleted here"
         if let endpoint = metadata?.revocationEndpoint ?? login.revocationEndpoint {
             var problems: [String] = []
