@@ -173,13 +173,13 @@ _kontext() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    start|run|env|hook|login|logout|whoami|provider|audit|doctor|broker|help)
+    start|run|env|hook|login|logout|whoami|provider|audit|trust|doctor|broker|help)
         # Offer subcommand argument completions
         "_kontext_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'start run env hook login logout whoami provider audit doctor broker help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'start run env hook login logout whoami provider audit trust doctor broker help' -- "${cur}"))
         ;;
     esac
 }
@@ -438,6 +438,30 @@ _kontext_audit_export() {
         return
         ;;
     '--session')
+        return
+        ;;
+    esac
+}
+
+_kontext_trust() {
+    repeating_flags=()
+    non_repeating_flags=(--list --revoke --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--env-file)
+    __kontext_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--env-file')
+        __kontext_add_completions -f
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __kontext_add_completions -f
         return
         ;;
     esac

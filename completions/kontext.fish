@@ -58,6 +58,8 @@ function __kontext_parse_tokens -S
             case 'export'
                 __kontext_parse_subcommand 0 'format=' 'session=' 'version' 'h/help'
             end
+        case 'trust'
+            __kontext_parse_subcommand 1 'env-file=' 'list' 'revoke' 'version' 'h/help'
         case 'doctor'
             __kontext_parse_subcommand 0 'verbose' 'agent=' 'env-file=' 'version' 'h/help'
         case 'broker'
@@ -144,6 +146,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kon
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'whoami' -d 'Show who kontext acts as: subject, email, issuer and expiry (never a token).'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'provider' -d 'Manage local mode\'s provider credentials in the OS keyring.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'audit' -d 'Read the local audit store.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'trust' -d 'Consent to this project\'s env file and policy, or list and revoke consents.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'doctor' -d 'Check configuration, issuer, keyring, audit store, policy and agent; say what to fix.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'broker' -d 'Run and administer the self-hosted broker (STS and audit backend).'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'help' -d 'Show subcommand help information.'
@@ -216,6 +219,12 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" session' -l 'session' -d 'Only this session (id or prefix).' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext trust" env-file' -l 'env-file' -d 'The env file to trust (default: .env.kontext).' -rF
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext trust" list' -l 'list' -d 'List the trusted files and whether each still has the content you trusted.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext trust" revoke' -l 'revoke' -d 'Take back the consent for PATH (a file, or every trusted file under a directory); default: this project\'s files.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext trust" -eq 1' -F
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext trust" version' -l 'version' -d 'Show the version.'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext trust" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" agent' -l 'agent' -d 'The agent to look for.' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" env-file' -l 'env-file' -d 'The env file to check (default: .env.kontext).' -rF
