@@ -123,23 +123,26 @@ struct ClaudeEndToEndTests {
              {"tool_use": {"name": "Bash", "input": {"command": "touch \(marker.path)", "description": "create a file"}}},
              {"text": "All done."}]
             """, in: sandbox.root)
-        let claudeDirectory = URL(fileURLWithPath: ClaudeCode.binary!).deletingLastPathComponent().path
         let result = try sandbox.kontext(
             ["start", "--agent", "claude", "--mode", mode, "--",
              "-p", "use the token", "--output-format", "json", "--setting-sources", "", "--allowedTools", "Bash"],
-            stdin: "",
-            environment: [
-                "PATH": claudeDirectory + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin"),
-                "CLAUDE_CONFIG_DIR": sandbox.home.appendingPathComponent(".claude-config").path,
-                "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(server.port)",
-                "ANTHROPIC_API_KEY": "sk-kontext-test",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "CLAUDE_CODE_MAX_RETRIES": "0",
-            ],
-            timeout: 120)
+            stdin: "", environment: claudeEnvironment(sandbox, server: server), timeout: 120)
         let claude = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
         return Outcome(sandbox: sandbox, result: result, claude: claude, events: try exportedEvents(sandbox),
                        toolResults: try server.toolResults(), secret: secret, marker: marker)
+    }
+
+    /// Real Claude Code, offline: the scripted model server, a config directory of its own.
+    func claudeEnvironment(_ sandbox: Sandbox, server: ModelServer) -> [String: String] {
+        let claudeDirectory = URL(fileURLWithPath: ClaudeCode.binary!).deletingLastPathComponent().path
+        return [
+            "PATH": claudeDirectory + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin"),
+            "CLAUDE_CONFIG_DIR": sandbox.home.appendingPathComponent(".claude-config").path,
+            "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(server.port)",
+            "ANTHROPIC_API_KEY": "sk-kontext-test",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+        ]
     }
 
     func checkCommon(_ outcome: Outcome, enforced: Bool) throws {
@@ -222,21 +225,11 @@ extension ClaudeEndToEndTests {
              {"tool_use": {"name": "Bash", "input": {"command": "mkdir \(made.path)", "description": "allowed only by the project"}}},
              {"text": "All done."}]
             """, in: sandbox.root)
-        let claudeDirectory = URL(fileURLWithPath: ClaudeCode.binary!).deletingLastPathComponent().path
         // Project settings are read (no --setting-sources ""), and Bash is not pre-approved:
         // only a hook's allow could let the mkdir run in -p mode.
         let result = try sandbox.kontext(
             ["start", "--agent", "claude", "--mode", "enforce", "--", "-p", "do it", "--output-format", "json"],
-            stdin: "",
-            environment: [
-                "PATH": claudeDirectory + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin"),
-                "CLAUDE_CONFIG_DIR": sandbox.home.appendingPathComponent(".claude-config").path,
-                "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(server.port)",
-                "ANTHROPIC_API_KEY": "sk-kontext-test",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "CLAUDE_CODE_MAX_RETRIES": "0",
-            ],
-            timeout: 120)
+            stdin: "", environment: claudeEnvironment(sandbox, server: server), timeout: 120)
         #expect(result.status == 0, "kontext start failed: \(result.stderr)")
         #expect(!result.stderr.contains("never called kontext's session-start hook"), "\(result.stderr)")
         let claude = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
