@@ -82,22 +82,24 @@ public struct Project: Sendable {
         return files.filter { file in !records.contains { $0.path == file.path && $0.digest == file.digest } }.map(\.path)
     }
 
-    /// What the project asks for, for a person deciding whether to trust it.
+    /// What the project asks for, for a person deciding whether to trust it. Every piece of
+    /// text from the files is made printable (a rule's reason could drive the terminal).
     public var summary: [String] {
         var lines: [String] = []
         if let envFile {
-            lines.append("\(envFile.path) sets:")
+            lines.append(sanitized(envFile.path, limit: 4096) + " sets:")
             for variable in envFile.content.variables {
                 let services = variable.placeholders.map(\.target)
-                lines.append("  \(variable.key)  " + (services.isEmpty ? "(a literal value)" : "credentials: " + services.joined(separator: ", ")))
+                lines.append("  " + sanitized(variable.key, limit: 200) + "  "
+                             + (services.isEmpty ? "(a literal value)" : "credentials: " + services.joined(separator: ", ")))
             }
         }
         if let policy {
-            lines.append("\(policy.path) has \(policy.content.ruleCount) rule\(policy.content.ruleCount == 1 ? "" : "s")"
+            lines.append(sanitized(policy.path, limit: 4096) + " has \(policy.content.ruleCount) rule\(policy.content.ruleCount == 1 ? "" : "s")"
                          + " (its deny and ask rules apply anyway; its allow rules only once trusted):")
-            lines += policy.content.ruleSummaries.map { "  " + $0 }
+            lines += policy.content.ruleSummaries.map { "  " + sanitized($0, limit: 500) }
         }
-        return lines.map { sanitized($0, limit: 500) }
+        return lines
     }
 
     /// The command that records consent for this project.
