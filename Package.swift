@@ -127,6 +127,8 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // JSONValue against RFC 8259 and the JSONTestSuite in ../shared/testdata.
+        .testTarget(name: "KontextCoreTests", dependencies: ["KontextCore"]),
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
         .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),
