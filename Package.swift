@@ -127,6 +127,14 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // JSONValue against RFC 8259 and the JSONTestSuite in ../shared/testdata.
+        .testTarget(name: "KontextCoreTests", dependencies: ["KontextCore"]),
+        // The hook path in process: wire format, front fallback, adapters, the sidecar's handler
+        // over a real audit store. No session bus, no built binaries.
+        .testTarget(name: "KontextHookPathTests", dependencies: [
+            "KontextHookWire", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy", "KontextCore",
+            "KontextTestSupport",
+        ]),
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
         .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),

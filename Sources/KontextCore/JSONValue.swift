@@ -155,7 +155,8 @@ private struct JSONParser {
         let value = try parseValue()
         if reachedCut { return value }
         skipWhitespace()
-        guard index == bytes.count || acceptsCutOff else { throw fail("unexpected data after the document") }
+        // Also in a cut-off document: what follows a complete document before the cut is not JSON.
+        guard index == bytes.count else { throw fail("unexpected data after the document") }
         return value
     }
 
@@ -261,63 +262,95 @@ private struct JSONParser {
 
     mutating func parseString() throws -> String {
         index += 1
-        var scalars = String.UnicodeScalarView()
+        let start = index
+        // Most strings have no escape: they are validated straight from the input. Once an
+        // escape appears, the text so far and every later run go into `decoded`, validated once.
+        var decoded: [UInt8] = []
+        var hasEscape = false
         var run = index
-        func flush(_ end: Int) throws {
-            guard run < end else { return }
-            guard let text = String(validating: bytes[run..<end], as: UTF8.self) else { throw fail("invalid UTF-8") }
-            scalars.append(contentsOf: text.unicodeScalars)
-        }
         while true {
             guard index < bytes.count else {
                 guard atCut() else { throw fail("unterminated string") }
                 // The cut may split a multi-byte character: keep only whole ones.
-                var end = index
-                while end > max(run, index - 3), String(validating: bytes[run..<end], as: UTF8.self) == nil { end -= 1 }
-                try flush(end)
-                return String(scalars)
+                return try makeString(start: start, end: endOfWholeCharacters(from: run), decoded: &decoded, hasEscape: hasEscape, run: run)
             }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                try flush(index)
+                let string = try makeString(start: start, end: index, decoded: &decoded, hasEscape: hasEscape, run: run)
                 index += 1
-                return String(scalars)
+                return string
             }
             if byte < 0x20 { throw fail("control character in string") }
             if byte != UInt8(ascii: "\\") { index += 1; continue }
-            try flush(index)
+            if !hasEscape { decoded.reserveCapacity(index - start + 16) }
+            hasEscape = true
+            decoded.append(contentsOf: bytes[run..<index])
             index += 1
-            if atCut() { return String(scalars) }
+            if atCut() { return try makeString(start: start, end: index, decoded: &decoded, hasEscape: true, run: index) }
             guard index < bytes.count else { throw fail("unterminated escape") }
             let escape = bytes[index]
             index += 1
             switch escape {
-            case UInt8(ascii: "\""): scalars.append("\"")
-            case UInt8(ascii: "\\"): scalars.append("\\")
-            case UInt8(ascii: "/"): scalars.append("/")
-            case UInt8(ascii: "b"): scalars.append("\u{08}")
-            case UInt8(ascii: "f"): scalars.append("\u{0C}")
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "t"): scalars.append("\t")
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded.append(escape)
+            case UInt8(ascii: "b"): decoded.append(0x08)
+            case UInt8(ascii: "f"): decoded.append(0x0C)
+            case UInt8(ascii: "n"): decoded.append(0x0A)
+            case UInt8(ascii: "r"): decoded.append(0x0D)
+            case UInt8(ascii: "t"): decoded.append(0x09)
             case UInt8(ascii: "u"):
                 var code = try hex4()
+                if reachedCut { return try makeString(start: start, end: index, decoded: &decoded, hasEscape: true, run: index) }
                 if (0xD800..<0xDC00).contains(code) {
-                    // A surrogate pair; a lone surrogate becomes U+FFFD.
+                    // A surrogate pair; a lone surrogate becomes U+FFFD, and an escape after
+                    // it that is not its low half is read on its own.
+                    let high = code
+                    code = 0xFFFD
                     if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                        let next = index
                         index += 2
                         let low = try hex4()
-                        code = (0xDC00..<0xE000).contains(low) ? 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
-                    } else {
-                        code = 0xFFFD
+                        if reachedCut { return try makeString(start: start, end: index, decoded: &decoded, hasEscape: true, run: index) }
+                        if (0xDC00..<0xE000).contains(low) {
+                            code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                        } else {
+                            index = next
+                        }
                     }
                 }
-                if reachedCut { return String(scalars) }
-                scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
-            default: throw fail("invalid escape")
+                // A lone low surrogate is no scalar either.
+                UTF8.encode(Unicode.Scalar(code) ?? "\u{FFFD}") { decoded.append($0) }
+            default:
+                index -= 1
+                throw fail("invalid escape")
             }
             run = index
         }
+    }
+
+    /// The string's text: the input bytes `start..<end` when nothing was escaped, else
+    /// `decoded` with the last run `run..<end` appended; either must be UTF-8.
+    mutating func makeString(start: Int, end: Int, decoded: inout [UInt8], hasEscape: Bool, run: Int) throws -> String {
+        let text: String?
+        if hasEscape {
+            if run < end { decoded.append(contentsOf: bytes[run..<end]) }
+            text = String(validating: decoded, as: UTF8.self)
+        } else {
+            text = String(validating: bytes[start..<end], as: UTF8.self)
+        }
+        guard let text else { throw fail("invalid UTF-8") }
+        return text
+    }
+
+    /// The end of the input without a multi-byte character that the cut split (never before
+    /// `lowerBound`).
+    func endOfWholeCharacters(from lowerBound: Int) -> Int {
+        let end = bytes.count
+        var lead = end
+        while lead > lowerBound, end - lead < 4, bytes[lead - 1] & 0xC0 == 0x80 { lead -= 1 }
+        guard lead > lowerBound, bytes[lead - 1] >= 0xC0 else { return end }
+        let first = bytes[lead - 1]
+        let length = first >= 0xF0 ? 4 : first >= 0xE0 ? 3 : 2
+        return end - (lead - 1) < length ? lead - 1 : end
     }
 
     mutating func hex4() throws -> UInt32 {
@@ -344,18 +377,54 @@ private struct JSONParser {
         return value
     }
 
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` and nothing looser: no `+1`,
+    /// `01`, `.5` or `1.`.
     mutating func parseNumber() throws -> JSONValue {
         let start = index
         if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
-        while index < bytes.count, JSONParser.isNumberByte(bytes[index]) {
-            index += 1
+        guard index < bytes.count, JSONParser.isDigit(bytes[index]) else {
+            if index == start { throw fail("unexpected character") }
+            throw fail("expected a digit after '-'")
         }
-        guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
-            index = start
-            throw fail("unexpected character")
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+            if index < bytes.count, JSONParser.isDigit(bytes[index]) { throw fail("a number cannot start with 0") }
+        } else {
+            skipDigits()
+        }
+        var isInteger = true
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < bytes.count, JSONParser.isDigit(bytes[index]) else { throw fail("expected a digit after '.'") }
+            skipDigits()
+            isInteger = false
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard index < bytes.count, JSONParser.isDigit(bytes[index]) else { throw fail("expected a digit in the exponent") }
+            skipDigits()
+            isInteger = false
+        }
+        // Integers of up to 15 digits are exact in a Double: summed here without a String.
+        if isInteger, index - start <= 15 {
+            var magnitude: Int64 = 0
+            for byte in bytes[(bytes[start] == UInt8(ascii: "-") ? start + 1 : start)..<index] {
+                magnitude = magnitude * 10 + Int64(byte - UInt8(ascii: "0"))
+            }
+            return .number(bytes[start] == UInt8(ascii: "-") ? -Double(magnitude) : Double(magnitude))
+        }
+        guard let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
+            throw fail("number out of range")
         }
         return .number(value)
     }
+
+    mutating func skipDigits() {
+        while index < bytes.count, JSONParser.isDigit(bytes[index]) { index += 1 }
+    }
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
 
     static func isNumberByte(_ byte: UInt8) -> Bool {
         (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e")

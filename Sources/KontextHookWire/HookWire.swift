@@ -82,7 +82,9 @@ public enum HookWire {
         guard let newline = bytes.firstIndex(of: 10), newline < 64 else { return nil }
         let fields = String(decoding: bytes[..<newline], as: UTF8.self).split(separator: " ")
         guard fields.count == 3, let code = Int32(fields[0]), let outLength = Int(fields[1]), let errLength = Int(fields[2]),
-              outLength >= 0, errLength >= 0, outLength + errLength == bytes.count - newline - 1 else { return nil }
+              outLength >= 0, errLength >= 0, outLength <= bytes.count, errLength <= bytes.count,
+              // Both bounded by the message size first, so a forged length cannot overflow the sum.
+              outLength + errLength == bytes.count - newline - 1 else { return nil }
         let start = newline + 1
         return Answer(exitCode: code, stdout: Array(bytes[start..<(start + outLength)]),
                       stderr: Array(bytes[(start + outLength)...]))
