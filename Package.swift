@@ -35,8 +35,14 @@ let package = Package(
         .target(name: "KontextHTTP", dependencies: ["KontextCore", "CCurl"]),
         .target(name: "KontextExchange",
                 dependencies: ["KontextCore", "KontextEnvFile", "KontextHTTP"]),
+        // The STS logic of SPEC section 6 without any server: subject verification, vaults,
+        // answers, and local mode's verifier and keyring vault. Clients (OIDC, trust) build on
+        // its types; it never links Hummingbird.
+        .target(name: "KontextExchangeCore",
+                dependencies: ["KontextCore", "KontextEnvFile", "KontextExchange", "KontextKeyring"]),
+        // The broker's HTTP server (Hummingbird) carrying an exchange core; the server side.
         .target(name: "KontextBroker", dependencies: [
-            "KontextCore", "KontextKeyring", "KontextExchange",
+            "KontextCore", "KontextExchangeCore", "KontextHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -53,12 +59,12 @@ let package = Package(
         ]),
         // Subject tokens from trusted issuers: JWTs checked against the issuer's JWKS.
         .target(name: "KontextTrust", dependencies: [
-            "KontextCore", "KontextHTTP", "KontextExchange", "KontextBroker",
+            "KontextCore", "KontextHTTP", "KontextExchange", "KontextExchangeCore",
             .product(name: "JWTKit", package: "jwt-kit"),
         ]),
         // OIDC login (PKCE loopback, device flow), refresh, revocation; the login in the keyring.
         .target(name: "KontextOIDC", dependencies: [
-            "KontextCore", "KontextSystem", "KontextHTTP", "KontextKeyring", "KontextExchange", "KontextBroker",
+            "KontextCore", "KontextSystem", "KontextHTTP", "KontextKeyring", "KontextExchange", "KontextExchangeCore",
             "KontextTrust", "KontextProcess", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // CI jobs' own OIDC identity (GitHub Actions, GitLab, CircleCI, Buildkite, Kubernetes).
