@@ -92,13 +92,13 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .target(name: "KontextPolicy", dependencies: [
-            "KontextCore", .product(name: "TOMLKit", package: "TOMLKit"),
+            "KontextCore", "KontextHookWire", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .target(name: "KontextAudit", dependencies: [
             "KontextCore", "KontextHookWire", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Agent adapters: each agent's hook dialect and settings.
-        .target(name: "KontextAgent", dependencies: ["KontextCore", "KontextHookWire", "KontextPolicy"]),
+        .target(name: "KontextAgent", dependencies: ["KontextCore", "KontextHookWire"]),
         // The session sidecar: policy and durable audit for every hook call.
         .target(name: "KontextSidecar", dependencies: [
             "KontextCore", "KontextHookWire", "KontextAgent", "KontextPolicy", "KontextAudit",
