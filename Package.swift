@@ -68,7 +68,7 @@ let package = Package(
             "KontextTrust", "KontextProcess", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // CI jobs' own OIDC identity (GitHub Actions, GitLab, CircleCI, Buildkite, Kubernetes).
-        .target(name: "KontextWorkload", dependencies: ["KontextCore", "KontextHTTP", "KontextProcess", "KontextAudit"]),
+        .target(name: "KontextWorkload", dependencies: ["KontextCore", "KontextHTTP", "KontextProcess"]),
         // Sends the local audit store's unsent records to KONTEXT_AUDIT_URL.
         .target(name: "KontextAuditShipping", dependencies: ["KontextAudit", "KontextCore", "KontextSystem", "KontextHTTP"]),
         // The self-hosted broker's storage: vault (AES-GCM at rest), exchange log, audit ingest;
