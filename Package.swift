@@ -107,7 +107,7 @@ let package = Package(
         .target(name: "KontextRun", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
             "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
-            "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent",
+            "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent", "KontextHookWire",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
@@ -124,9 +124,12 @@ let package = Package(
             "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC", "KontextWorkload",
             "KontextBrokerService", "KontextBrokerStore", "KontextConsent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/KontextCLI"),
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
+        // The layers of ARCHITECTURE.md, checked against `swift package describe` and the imports.
+        .testTarget(name: "KontextArchitectureTests"),
         .testTarget(name: "KontextTrustTests", dependencies: [
             "KontextTrust", "KontextTestIssuer", "KontextBroker", "KontextExchange", "KontextEnvFile", "KontextHTTP", "KontextCore",
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -139,6 +142,7 @@ let package = Package(
         .testTarget(name: "KontextKeyringTests", dependencies: ["KontextKeyring", "KontextTestSupport"]),
         .testTarget(name: "KontextExchangeTests", dependencies: [
             "KontextExchange", "KontextBroker", "KontextKeyring", "KontextTestSupport",
+            "KontextCore", "KontextEnvFile", "KontextHTTP",
         ]),
         // bench/broker-throughput's identity provider: a JWKS on loopback and a subject token.
         .executableTarget(name: "kontext-bench-issuer", dependencies: [
@@ -159,7 +163,7 @@ let package = Package(
         ], path: "Tests/KontextTestIssuer"),
         .testTarget(name: "KontextBrokerServiceTests", dependencies: [
             "KontextBrokerService", "KontextBrokerStore", "KontextBroker", "KontextTrust", "KontextAudit",
-            "KontextHTTP", "KontextCore", "KontextTestIssuer", "KontextTestSupport",
+            "KontextHTTP", "KontextCore", "KontextTestIssuer", "KontextTestSupport", "KontextExchange", "KontextEnvFile",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
