@@ -85,14 +85,17 @@ let package = Package(
         // OAuth refresh, the audit ingest API, and the server's lifecycle.
         .target(name: "KontextBrokerService", dependencies: [
             "KontextCore", "KontextBroker", "KontextTrust", "KontextBrokerStore", "KontextHTTP",
-            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPolicy",
+            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPattern",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
+        // Globs and `re:` regular expressions (libc regex, no Foundation), compiled once: the
+        // policy's matchers and the broker's principal and grant rules.
+        .target(name: "KontextPattern", dependencies: ["KontextCore"]),
         .target(name: "KontextPolicy", dependencies: [
-            "KontextCore", "KontextHookWire", .product(name: "TOMLKit", package: "TOMLKit"),
+            "KontextCore", "KontextHookWire", "KontextPattern", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .target(name: "KontextAudit", dependencies: [
             "KontextCore", "KontextHookWire", .product(name: "GRDB", package: "GRDB.swift"),
@@ -136,7 +139,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextCore"]),
+        .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextPattern", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
         .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),
         .testTarget(name: "KontextKeyringTests", dependencies: ["KontextKeyring", "KontextTestSupport"]),

@@ -1,4 +1,5 @@
 import KontextCore
+import KontextPattern
 // Defined with the hook wire (the agent adapters answer with it); importers of the policy keep seeing it here.
 @_exported import enum KontextHookWire.PolicyDecision
 

@@ -94,7 +94,7 @@ enum LayerRule {
     static let layer: [String: Layer] = [
         "KontextSystem": .system, "CKontextProcess": .system, "CLibSecret": .system, "CCurl": .system,
         "KontextCore": .core,
-        "KontextEnvFile": .format, "KontextHookWire": .format,
+        "KontextEnvFile": .format, "KontextHookWire": .format, "KontextPattern": .format,
         "KontextHTTP": .client, "KontextKeyring": .client, "KontextProcess": .client, "KontextExchange": .client,
         "KontextExchangeCore": .client, "KontextTrust": .client, "KontextOIDC": .client, "KontextWorkload": .client,
         "KontextPolicy": .session, "KontextAudit": .session, "KontextAuditShipping": .session, "KontextAgent": .session,
