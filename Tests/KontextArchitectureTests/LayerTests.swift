@@ -60,6 +60,13 @@ import Testing
         #expect(violations.isEmpty, "the front's closure:\n\(violations.sorted().joined(separator: "\n"))")
     }
 
+    @Test func architectureDocumentNamesEveryModule() throws {
+        let package = try PackageDescription.current.get()
+        let document = try String(contentsOf: package.root.appendingPathComponent("ARCHITECTURE.md"), encoding: .utf8)
+        let missing = LayerRule.layer.filter { $0.value != .tooling && !document.contains("`\($0.key)`") }.keys.sorted()
+        #expect(missing.isEmpty, "ARCHITECTURE.md does not place: \(missing.joined(separator: ", "))")
+    }
+
     @Test func everyImportedPackageModuleIsADeclaredDependency() throws {
         let package = try PackageDescription.current.get()
         let packageModules = package.moduleNames
