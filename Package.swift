@@ -35,8 +35,14 @@ let package = Package(
         .target(name: "KontextHTTP", dependencies: ["KontextCore", "CCurl"]),
         .target(name: "KontextExchange",
                 dependencies: ["KontextCore", "KontextEnvFile", "KontextHTTP"]),
+        // The STS logic of SPEC section 6 without any server: subject verification, vaults,
+        // answers, and local mode's verifier and keyring vault. Clients (OIDC, trust) build on
+        // its types; it never links Hummingbird.
+        .target(name: "KontextExchangeCore",
+                dependencies: ["KontextCore", "KontextEnvFile", "KontextExchange", "KontextKeyring"]),
+        // The broker's HTTP server (Hummingbird) carrying an exchange core; the server side.
         .target(name: "KontextBroker", dependencies: [
-            "KontextCore", "KontextKeyring", "KontextExchange",
+            "KontextCore", "KontextExchangeCore", "KontextHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -53,16 +59,16 @@ let package = Package(
         ]),
         // Subject tokens from trusted issuers: JWTs checked against the issuer's JWKS.
         .target(name: "KontextTrust", dependencies: [
-            "KontextCore", "KontextHTTP", "KontextExchange", "KontextBroker",
+            "KontextCore", "KontextHTTP", "KontextExchange", "KontextExchangeCore",
             .product(name: "JWTKit", package: "jwt-kit"),
         ]),
         // OIDC login (PKCE loopback, device flow), refresh, revocation; the login in the keyring.
         .target(name: "KontextOIDC", dependencies: [
-            "KontextCore", "KontextSystem", "KontextHTTP", "KontextKeyring", "KontextExchange", "KontextBroker",
+            "KontextCore", "KontextSystem", "KontextHTTP", "KontextKeyring", "KontextExchange", "KontextExchangeCore",
             "KontextTrust", "KontextProcess", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // CI jobs' own OIDC identity (GitHub Actions, GitLab, CircleCI, Buildkite, Kubernetes).
-        .target(name: "KontextWorkload", dependencies: ["KontextCore", "KontextHTTP", "KontextProcess", "KontextAudit"]),
+        .target(name: "KontextWorkload", dependencies: ["KontextCore", "KontextHTTP", "KontextProcess"]),
         // Sends the local audit store's unsent records to KONTEXT_AUDIT_URL.
         .target(name: "KontextAuditShipping", dependencies: ["KontextAudit", "KontextCore", "KontextSystem", "KontextHTTP"]),
         // The self-hosted broker's storage: vault (AES-GCM at rest), exchange log, audit ingest;
@@ -79,20 +85,23 @@ let package = Package(
         // OAuth refresh, the audit ingest API, and the server's lifecycle.
         .target(name: "KontextBrokerService", dependencies: [
             "KontextCore", "KontextBroker", "KontextTrust", "KontextBrokerStore", "KontextHTTP",
-            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPolicy",
+            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPattern",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
+        // Globs and `re:` regular expressions (libc regex, no Foundation), compiled once: the
+        // policy's matchers and the broker's principal and grant rules.
+        .target(name: "KontextPattern", dependencies: ["KontextCore"]),
         .target(name: "KontextPolicy", dependencies: [
-            "KontextCore", .product(name: "TOMLKit", package: "TOMLKit"),
+            "KontextCore", "KontextHookWire", "KontextPattern", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .target(name: "KontextAudit", dependencies: [
             "KontextCore", "KontextHookWire", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Agent adapters: each agent's hook dialect and settings.
-        .target(name: "KontextAgent", dependencies: ["KontextCore", "KontextHookWire", "KontextPolicy"]),
+        .target(name: "KontextAgent", dependencies: ["KontextCore", "KontextHookWire"]),
         // The session sidecar: policy and durable audit for every hook call.
         .target(name: "KontextSidecar", dependencies: [
             "KontextCore", "KontextHookWire", "KontextAgent", "KontextPolicy", "KontextAudit",
@@ -101,7 +110,7 @@ let package = Package(
         .target(name: "KontextRun", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
             "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
-            "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent",
+            "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent", "KontextHookWire",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
@@ -118,9 +127,12 @@ let package = Package(
             "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC", "KontextWorkload",
             "KontextBrokerService", "KontextBrokerStore", "KontextConsent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/KontextCLI"),
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
+        // The layers of ARCHITECTURE.md, checked against `swift package describe` and the imports.
+        .testTarget(name: "KontextArchitectureTests"),
         .testTarget(name: "KontextTrustTests", dependencies: [
             "KontextTrust", "KontextTestIssuer", "KontextBroker", "KontextExchange", "KontextEnvFile", "KontextHTTP", "KontextCore",
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -135,12 +147,13 @@ let package = Package(
             "KontextHookWire", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy", "KontextCore",
             "KontextTestSupport",
         ]),
-        .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextCore"]),
+        .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextPattern", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
         .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),
         .testTarget(name: "KontextKeyringTests", dependencies: ["KontextKeyring", "KontextTestSupport"]),
         .testTarget(name: "KontextExchangeTests", dependencies: [
             "KontextExchange", "KontextBroker", "KontextKeyring", "KontextTestSupport",
+            "KontextCore", "KontextEnvFile", "KontextHTTP",
         ]),
         // bench/broker-throughput's identity provider: a JWKS on loopback and a subject token.
         .executableTarget(name: "kontext-bench-issuer", dependencies: [
@@ -161,7 +174,7 @@ let package = Package(
         ], path: "Tests/KontextTestIssuer"),
         .testTarget(name: "KontextBrokerServiceTests", dependencies: [
             "KontextBrokerService", "KontextBrokerStore", "KontextBroker", "KontextTrust", "KontextAudit",
-            "KontextHTTP", "KontextCore", "KontextTestIssuer", "KontextTestSupport",
+            "KontextHTTP", "KontextCore", "KontextTestIssuer", "KontextTestSupport", "KontextExchange", "KontextEnvFile",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),

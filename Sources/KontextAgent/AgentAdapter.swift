@@ -1,6 +1,5 @@
 import KontextCore
 import KontextHookWire
-import KontextPolicy
 
 /// What kontext needs from one hook call, whatever the agent's own format.
 public struct HookInput: Sendable {

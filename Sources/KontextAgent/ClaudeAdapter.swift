@@ -1,6 +1,5 @@
 import KontextCore
 import KontextHookWire
-import KontextPolicy
 
 /// Claude Code's hooks (SPEC appendix): JSON on stdin, `hookSpecificOutput` on stdout,
 /// settings passed with `--settings FILE` so the user's own files are never edited.

@@ -1,3 +1,5 @@
+// Callers that start a BrokerServer hand it an exchange core's service, verifier and vault.
+@_exported import KontextExchangeCore
 import Hummingbird
 import KontextCore
 import KontextHTTP

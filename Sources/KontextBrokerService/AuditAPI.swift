@@ -5,7 +5,7 @@ import KontextBroker
 import KontextBrokerStore
 import KontextCore
 import KontextExchange
-import KontextPolicy
+import KontextPattern
 import Logging
 
 /// The audit backend of SPEC section 7 (`KONTEXT_AUDIT_URL`): event ingest, idempotent by

@@ -1,7 +1,7 @@
 import Foundation
 import KontextBrokerStore
 import KontextCore
-import KontextPolicy
+import KontextPattern
 import KontextTrust
 import TOMLKit
 

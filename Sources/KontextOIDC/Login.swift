@@ -1,7 +1,7 @@
 import Foundation
-import KontextBroker
 import KontextCore
 import KontextExchange
+import KontextExchangeCore
 import KontextHTTP
 import KontextKeyring
 import KontextTrust

@@ -1,8 +1,7 @@
 import KontextCore
-
-public enum PolicyDecision: String, Sendable, CaseIterable {
-    case allow, ask, deny
-}
+import KontextPattern
+// Defined with the hook wire (the agent adapters answer with it); importers of the policy keep seeing it here.
+@_exported import enum KontextHookWire.PolicyDecision
 
 /// The outcome of evaluating one tool call, as recorded in the audit event's `decision`.
 public struct PolicyVerdict: Sendable, Equatable {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import KontextCore
+import KontextPattern
 import TOMLKit
 
 extension Policy {

@@ -1,8 +1,8 @@
 import Foundation
 import JWTKit
-import KontextBroker
 import KontextCore
 import KontextExchange
+import KontextExchangeCore
 import KontextHTTP
 
 /// The self-hosted broker's subject check: a subject token is accepted only when it is a

@@ -1,7 +1,7 @@
 import Foundation
 import JWTKit
-import KontextBroker
 import KontextCore
+import KontextExchangeCore
 import KontextHTTP
 
 /// How long fetched signing keys are trusted and how often they may be fetched again.

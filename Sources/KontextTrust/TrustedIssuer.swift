@@ -1,5 +1,5 @@
-import KontextBroker
 import KontextCore
+import KontextExchangeCore
 
 /// One identity provider whose JWTs the broker accepts as subject tokens (SPEC section 6:
 /// "validates subject tokens from configured trusted issuers (JWKS)").

@@ -1,5 +1,4 @@
 import Foundation
-import KontextAudit
 import KontextCore
 import KontextHTTP
 import KontextProcess
@@ -87,7 +86,7 @@ public enum WorkloadIdentity {
         let workload = WorkloadToken(platform: platform, token: token, claims: claims)
         Diagnostics.mask([("workload-token", token)])
         if let expiry = workload.expiresAt, expiry < now {
-            throw KontextError(.authentication, "the workload token from \(platform.rawValue) expired at \(AuditTime.format(epochSeconds: expiry))",
+            throw KontextError(.authentication, "the workload token from \(platform.rawValue) expired at \(UTCTime.format(epochSeconds: expiry))",
                                hint: platform == .idTokenFile || platform == .kubernetes
                                    ? "the file must hold a current token (Kubernetes refreshes projected tokens; check the mount)"
                                    : "request a fresh token: rerun the job step")

@@ -1,5 +1,6 @@
 import Testing
 @testable import KontextPolicy
+@testable import KontextPattern
 
 @Suite struct GlobTests {
     @Test(arguments: [

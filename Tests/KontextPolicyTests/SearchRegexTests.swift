@@ -1,6 +1,7 @@
 import KontextCore
 import Testing
 @testable import KontextPolicy
+@testable import KontextPattern
 
 @Suite struct SearchRegexTests {
     @Test(arguments: [

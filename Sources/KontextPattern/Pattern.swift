@@ -10,12 +10,12 @@ import KontextCore
 ///   included), `?` is exactly one character (Unicode scalar), `|` separates alternatives,
 ///   and `\` makes the next character literal (`\*`, `\?`, `\|`, `\\`). Everything else,
 ///   `[` included, is literal: regular expressions cover character classes.
-enum Pattern: Sendable {
+package enum Pattern: Sendable {
     case glob(Glob)
     case regex(SearchRegex)
 
     /// The text as written in the policy, kept for diagnostics.
-    var source: String {
+    package var source: String {
         switch self {
         case .glob(let glob): glob.source
         case .regex(let regex): "re:" + regex.source
@@ -25,7 +25,7 @@ enum Pattern: Sendable {
     static let regexPrefix = "re:"
 
     /// Throws `PatternError` for a regular expression that does not compile.
-    init(_ text: String) throws {
+    package init(_ text: String) throws {
         if text.hasPrefix(Pattern.regexPrefix) {
             self = .regex(try SearchRegex(String(text.dropFirst(Pattern.regexPrefix.count))))
         } else {
@@ -33,7 +33,7 @@ enum Pattern: Sendable {
         }
     }
 
-    func matches(_ value: String) -> Bool {
+    package func matches(_ value: String) -> Bool {
         switch self {
         case .glob(let glob): glob.matches(value)
         case .regex(let regex): regex.matches(value)
@@ -41,13 +41,13 @@ enum Pattern: Sendable {
     }
 }
 
-struct PatternError: Error, Sendable {
-    var message: String
+package struct PatternError: Error, Sendable {
+    package var message: String
 }
 
 /// A glob compiled to byte-level tokens, one list per `|` alternative. A class for the same
 /// reason as `Policy.Rule`: matching should not copy its arrays.
-final class Glob: Sendable {
+package final class Glob: Sendable {
     enum Token: Equatable, Sendable {
         case byte(UInt8)
         /// `?`: one Unicode scalar, whatever its UTF-8 length.

@@ -20,7 +20,7 @@ import Darwin
 /// groups, inline flags elsewhere, backreferences, possessive quantifiers, `\A`/`\z`/`\x41`
 /// and other escapes — is refused at load with a message saying what to write instead.
 /// Matching is by character (UTF-8) where the C.UTF-8 locale exists, by byte otherwise.
-final class SearchRegex: @unchecked Sendable {
+package final class SearchRegex: @unchecked Sendable {
     // `regexec` does not modify the compiled `regex_t` (glibc serialises its internal
     // scratch state with a lock), so one instance can be shared across threads; the
     // pointer is owned here and freed once in deinit.
