@@ -68,6 +68,16 @@ public struct HTTPClient: Sendable {
         self.caBundlePath = caBundlePath
     }
 
+    /// The setting naming extra trusted CA certificates.
+    public static let caBundleSetting = "KONTEXT_CA_BUNDLE"
+
+    /// The client every kontext component builds from its settings: the system's CAs plus
+    /// those in `KONTEXT_CA_BUNDLE` when set.
+    public init(settings: [String: String]) {
+        let path = settings[Self.caBundleSetting]
+        self.init(caBundlePath: path?.isEmpty == false ? path : nil)
+    }
+
     public func send(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPTransportError> {
         send([request])[0]
     }

@@ -46,7 +46,7 @@ public struct OIDCSettings: Sendable, Equatable {
     /// The keyring key of this issuer's login for this client.
     public var storeKey: String { IssuerMetadata.trimmedIssuer(issuer) + " " + clientID }
 
-    public var http: HTTPClient { HTTPClient(caBundlePath: caBundle) }
+    public var http: HTTPClient { HTTPClient(settings: caBundle.map { [HTTPClient.caBundleSetting: $0] } ?? [:]) }
 }
 
 /// A token endpoint's success answer (RFC 6749 section 5.1, OIDC Core 3.1.3.3).

@@ -19,7 +19,7 @@ public enum AuditUpload {
     public static func shipper(settings: [String: String], store: AuditStore, identity: RunIdentity) -> AuditShipper? {
         guard let destination = destination(settings: settings, identity: identity), let bearer = identity.bearer else { return nil }
         return AuditShipper(store: store, destination: destination,
-                            http: HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"]), bearer: bearer)
+                            http: HTTPClient(settings: settings), bearer: bearer)
     }
 
     /// What an earlier session left unsent (the backend was down, or kontext was killed),
@@ -62,7 +62,7 @@ public enum RemoteAudit {
         var url = base
         while url.hasSuffix("/") { url.removeLast() }
         url += pathAndQuery
-        let http = HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"])
+        let http = HTTPClient(settings: settings)
         func fetch(_ token: String) async -> Result<HTTPResponse, HTTPTransportError> {
             await http.perform(HTTPRequest(url: url, headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")]))
         }

@@ -99,7 +99,7 @@ public final class CredentialSource: Sendable {
                 endpoint: ExchangeEndpoint(tokenURL: endpoint, clientID: settings?.clientID ?? OIDCSettings.defaultClientID,
                                            clientSecret: settings?.clientSecret),
                 subject: SubjectToken(value: workload.token, type: TokenTypeURN.jwt),
-                http: HTTPClient(caBundlePath: environment["KONTEXT_CA_BUNDLE"]))
+                http: HTTPClient(settings: environment))
             return CredentialSource(exchanger: exchanger, broker: nil, login: nil, workload: workload)
         }
         if let login = identity.login, let oidc = OIDCSettings(settings: environment) {

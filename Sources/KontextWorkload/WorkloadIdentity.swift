@@ -107,7 +107,7 @@ public enum WorkloadIdentity {
     static func githubActionsToken(settings: [String: String], audience: String) async throws -> String {
         let base = settings["ACTIONS_ID_TOKEN_REQUEST_URL"]!
         let url = base + (base.contains("?") ? "&" : "?") + "audience=" + formEncode(audience)
-        let answer = await HTTPClient(caBundlePath: settings["KONTEXT_CA_BUNDLE"]).perform(HTTPRequest(
+        let answer = await HTTPClient(settings: settings).perform(HTTPRequest(
             url: url, headers: [("Authorization", "Bearer " + settings["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]!),
                                 ("Accept", "application/json")], timeout: 30))
         switch answer {
