@@ -150,6 +150,8 @@ let package = Package(
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextPattern", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
         .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),
+        // The bearer retry shared by audit shipping and `audit --remote`.
+        .testTarget(name: "KontextAuditShippingTests", dependencies: ["KontextAuditShipping", "KontextHTTP"]),
         .testTarget(name: "KontextKeyringTests", dependencies: ["KontextKeyring", "KontextTestSupport"]),
         .testTarget(name: "KontextExchangeTests", dependencies: [
             "KontextExchange", "KontextBroker", "KontextKeyring", "KontextTestSupport",

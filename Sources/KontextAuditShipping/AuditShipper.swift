@@ -116,18 +116,16 @@ public final class AuditShipper: Sendable {
 
     private func post(_ path: String, body: String) async throws(Failure) {
         if Task.isCancelled { throw Failure(description: "stopped before \(baseURL) answered") }
-        let token: String
+        let response: Result<HTTPResponse, HTTPTransportError>
         do {
-            token = try await bearer.current()
+            response = try await bearer.send { token in await send(path, body: body, token: token) }
         } catch {
-            throw Failure(description: "no token for the audit backend: \(error)")
-        }
-        var response = await send(path, body: body, token: token)
-        if case .success(let answer) = response, answer.status == 401 {
-            guard let renewed = try? await bearer.renew(token) else {
+            switch error {
+            case .noToken(let reason):
+                throw Failure(description: "no token for the audit backend: \(reason)")
+            case .renewalFailed:
                 throw Failure(description: "\(baseURL) refused the login (HTTP 401) and it could not be renewed")
             }
-            response = await send(path, body: body, token: renewed)
         }
         switch response {
         case .failure(let error):

@@ -66,10 +66,13 @@ public enum RemoteAudit {
         func fetch(_ token: String) async -> Result<HTTPResponse, HTTPTransportError> {
             await http.perform(HTTPRequest(url: url, headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")]))
         }
-        let token = try await bearer.current()
-        var answer = await fetch(token)
-        if case .success(let response) = answer, response.status == 401 {
-            answer = await fetch(try await bearer.renew(token))
+        let answer: Result<HTTPResponse, HTTPTransportError>
+        do {
+            answer = try await bearer.send(fetch)
+        } catch {
+            switch error {
+            case .noToken(let reason), .renewalFailed(let reason): throw reason
+            }
         }
         switch answer {
         case .failure(let error):
