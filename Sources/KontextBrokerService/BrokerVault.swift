@@ -4,6 +4,7 @@ import KontextBroker
 import KontextBrokerStore
 import KontextCore
 import KontextEnvFile
+import KontextExchange
 import KontextHTTP
 import Logging
 
@@ -195,32 +196,34 @@ public struct BrokerVault: CredentialVault {
         }
         if let scope = provider.scope { fields.append(("scope", scope)) }
         let response: HTTPResponse
-        switch await http.perform(.form(url: provider.tokenEndpoint, fields: fields, timeout: 15)) {
+        switch await http.perform(OAuthTokenEndpoint.request(provider.tokenEndpoint, fields: fields, timeout: 15)) {
         case .failure(let error):
             logger.warning("provider token endpoint unreachable", metadata: ["service": "\(provider.service)", "reason": "\(error.reason)"])
             throw OAuthError(status: 503, "temporarily_unavailable", "the token endpoint of '\(provider.service)' cannot be reached; try again later")
         case .success(let answer):
             response = answer
         }
-        let body = try? JSONValue.parse(response.body)
-        if response.status == 200, let token = body?["access_token"]?.stringValue, !token.isEmpty {
+        let answer = OAuthTokenEndpoint.parse(response)
+        if case .issued(let grant) = answer {
             var next = connection
-            next.accessToken = token
-            if case .number(let seconds)? = body?["expires_in"], seconds > 0 {
+            next.accessToken = grant.accessToken
+            if let seconds = grant.expiresIn, seconds > 0 {
                 next.expiresAt = Date().timeIntervalSince1970 + seconds
             } else {
                 next.expiresAt = Date().timeIntervalSince1970 + 3600
             }
-            if let rotated = body?["refresh_token"]?.stringValue, !rotated.isEmpty { next.refreshToken = rotated }
+            if let rotated = grant.refreshToken, !rotated.isEmpty { next.refreshToken = rotated }
             return .refreshed(next)
         }
+        var errorCode: String?
+        if case .refused(let refusal) = answer { errorCode = refusal.code }
         // invalid_grant: the refresh token is revoked, expired or was issued to another client.
-        if response.status == 400 || response.status == 401, body?["error"]?.stringValue == "invalid_grant" {
+        if response.status == 400 || response.status == 401, errorCode == "invalid_grant" {
             return .revoked
         }
         logger.warning("provider token endpoint refused a refresh",
                        metadata: ["service": "\(provider.service)", "status": "\(response.status)",
-                                  "error": "\(body?["error"]?.stringValue ?? "-")"])
+                                  "error": "\(errorCode ?? "-")"])
         throw OAuthError(status: 503, "temporarily_unavailable", "the token endpoint of '\(provider.service)' answered HTTP \(response.status); try again later")
     }
 }

@@ -108,13 +108,8 @@ public struct TokenExchanger: Sendable {
             ("resource", placeholder.target),
             ("client_id", endpoint.clientID),
         ]
-        var headers: [(name: String, value: String)] = []
-        if let secret = endpoint.clientSecret {
-            // client_secret_basic: RFC 6749 section 2.3.1 form-encodes both parts first.
-            let credentials = formEncode(endpoint.clientID) + ":" + formEncode(secret)
-            headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
-        }
-        return .form(url: endpoint.tokenURL, fields: fields, headers: headers)
+        let basic = endpoint.clientSecret.map { OAuthClientCredentials(clientID: endpoint.clientID, clientSecret: $0) }
+        return OAuthTokenEndpoint.request(endpoint.tokenURL, fields: fields, basic: basic)
     }
 
     /// Exchanges each distinct placeholder once, concurrently.
@@ -140,42 +135,43 @@ public struct TokenExchanger: Sendable {
     }
 
     static func interpret(_ response: HTTPResponse) -> Result<IssuedCredential, ExchangeFailure> {
-        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
-        if response.status == 200 {
-            guard let object else { return .failure(.malformedResponse("not a JSON object")) }
-            guard let token = object["access_token"] as? String, !token.isEmpty else {
-                return .failure(.malformedResponse("no access_token"))
-            }
-            let expiresIn = (object["expires_in"] as? NSNumber)?.intValue
+        let refusal: TokenEndpointRefusal
+        switch OAuthTokenEndpoint.parse(response) {
+        case .issued(let grant):
             return .success(IssuedCredential(
-                value: token,
-                issuedTokenType: object["issued_token_type"] as? String ?? TokenTypeURN.accessToken,
-                tokenType: object["token_type"] as? String ?? "N_A",
-                expiresIn: expiresIn))
+                value: grant.accessToken,
+                issuedTokenType: grant.issuedTokenType ?? TokenTypeURN.accessToken,
+                tokenType: grant.tokenType ?? "N_A",
+                expiresIn: grant.expiresIn.flatMap { Int(exactly: $0.rounded(.towardZero)) }))
+        case .unreadable(_, .notJSONObject):
+            return .failure(.malformedResponse("not a JSON object"))
+        case .unreadable(_, .noAccessToken):
+            return .failure(.malformedResponse("no access_token"))
+        case .unreadable(let status, .noErrorObject):
+            if status == 401 { return .failure(.subjectRejected(detail: nil)) }
+            return .failure(status >= 500 || status < 400
+                ? .serverError(status: status)
+                : .malformedResponse("HTTP \(status) without an OAuth error"))
+        case .refused(let answer):
+            refusal = answer
         }
-        guard let object, let code = object["error"] as? String else {
-            if response.status == 401 { return .failure(.subjectRejected(detail: nil)) }
-            return .failure(response.status >= 500 || response.status < 400
-                ? .serverError(status: response.status)
-                : .malformedResponse("HTTP \(response.status) without an OAuth error"))
-        }
-        let detail = (object["error_description"] as? String).map { sanitized($0) }
-        switch code {
+        let detail = refusal.description.map { sanitized($0) }
+        switch refusal.code {
         case "invalid_target":
             return .failure(.unknownService(detail: detail))
         case "provider_not_connected":
-            let url = (object["connect_url"] as? String ?? object["error_uri"] as? String).map { sanitized($0) }
+            let url = (refusal.document["connect_url"]?.stringValue ?? refusal.errorURI).map { sanitized($0) }
             return .failure(.notConnected(detail: detail, connectURL: url))
         case "invalid_grant", "invalid_token":
             return .failure(.subjectRejected(detail: detail))
-        case "invalid_client" where response.status == 401:
+        case "invalid_client" where refusal.status == 401:
             return .failure(.subjectRejected(detail: detail))
         case "invalid_request" where detail?.contains("subject_token") == true:
             return .failure(.subjectRejected(detail: detail))
         case "access_denied", "unauthorized_client":
             return .failure(.denied(detail: detail))
         default:
-            return .failure(.rejected(code: sanitized(code), detail: detail))
+            return .failure(.rejected(code: sanitized(refusal.code), detail: detail))
         }
     }
 }

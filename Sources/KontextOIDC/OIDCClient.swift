@@ -94,15 +94,11 @@ public struct OAuthClient: Sendable {
     }
 
     func formRequest(_ url: String, _ fields: [(String, String)]) -> HTTPRequest {
-        var fields = fields
-        var headers: [(name: String, value: String)] = []
-        if let secret = settings.clientSecret {
-            let credentials = formEncode(settings.clientID) + ":" + formEncode(secret)
-            headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
-        } else {
-            fields.append(("client_id", settings.clientID))
+        guard let secret = settings.clientSecret else {
+            return OAuthTokenEndpoint.request(url, fields: fields + [("client_id", settings.clientID)])
         }
-        return .form(url: url, fields: fields, headers: headers, timeout: 30)
+        return OAuthTokenEndpoint.request(url, fields: fields,
+                                          basic: OAuthClientCredentials(clientID: settings.clientID, clientSecret: secret))
     }
 
     /// POSTs a grant to the token endpoint.
@@ -125,26 +121,19 @@ public struct OAuthClient: Sendable {
     }
 
     static func interpret(_ response: HTTPResponse, endpoint: String) -> Result<TokenResponse, TokenEndpointError> {
-        let document = try? JSONValue.parse(response.body)
-        if response.status == 200 {
-            guard let document, let access = document["access_token"]?.stringValue, !access.isEmpty else {
-                return .failure(TokenEndpointError(kind: .malformed, detail: "\(endpoint) answered without an access_token"))
-            }
-            var expiresIn: Double?
-            switch document["expires_in"] {
-            case .number(let seconds)?: expiresIn = seconds
-            case .string(let text)?: expiresIn = Double(text)
-            default: expiresIn = nil
-            }
-            return .success(TokenResponse(accessToken: access, tokenType: document["token_type"]?.stringValue ?? "Bearer",
-                                          expiresIn: expiresIn, refreshToken: document["refresh_token"]?.stringValue,
-                                          idToken: document["id_token"]?.stringValue))
+        switch OAuthTokenEndpoint.parse(response) {
+        case .issued(let grant):
+            return .success(TokenResponse(accessToken: grant.accessToken, tokenType: grant.tokenType ?? "Bearer",
+                                          expiresIn: grant.expiresIn, refreshToken: grant.refreshToken,
+                                          idToken: grant.idToken))
+        case .unreadable(200, _):
+            return .failure(TokenEndpointError(kind: .malformed, detail: "\(endpoint) answered without an access_token"))
+        case .unreadable(let status, _):
+            return .failure(TokenEndpointError(kind: .malformed, detail: "\(endpoint) failed with HTTP \(status)"))
+        case .refused(let refusal):
+            return .failure(TokenEndpointError(kind: .oauth(code: sanitized(refusal.code, limit: 60)),
+                                               detail: refusal.description.map { sanitized($0) } ?? ""))
         }
-        guard let code = document?["error"]?.stringValue else {
-            return .failure(TokenEndpointError(kind: .malformed, detail: "\(endpoint) failed with HTTP \(response.status)"))
-        }
-        let detail = document?["error_description"]?.stringValue.map { sanitized($0) } ?? ""
-        return .failure(TokenEndpointError(kind: .oauth(code: sanitized(code, limit: 60)), detail: detail))
     }
 
     /// RFC 7009: asks the issuer to revoke `token`. The issuer answers 200 even for tokens it
