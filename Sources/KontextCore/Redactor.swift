@@ -1,13 +1,7 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Replaces every injected secret value in text by `[REDACTED:SERVICE]` (SPEC section 7).
 /// Longer secrets are replaced first so that one secret containing another is not split.
 public struct Redactor: Sendable {
-    /// UTF-8 bytes of each secret and of its label: matching bytes (memmem) instead of
+    /// UTF-8 bytes of each secret and of its label: matching bytes (`ByteSearch`) instead of
     /// Characters is ~100x faster than `String.contains`, which builds a search table per call,
     /// and also catches a secret followed by a combining mark.
     private let secrets: [(value: [UInt8], label: [UInt8])]
@@ -36,7 +30,7 @@ public struct Redactor: Sendable {
 
     /// nil when `needle` does not occur (the common case allocates nothing).
     fileprivate static func replacingAll(_ needle: [UInt8], with replacement: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> String? {
-        guard var match = firstMatch(of: needle, in: haystack, from: 0) else { return nil }
+        guard !needle.isEmpty, var match = ByteSearch.firstIndex(of: needle, in: haystack) else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(haystack.count)
         var copied = 0
@@ -44,28 +38,11 @@ public struct Redactor: Sendable {
             output.append(contentsOf: haystack[copied..<match])
             output.append(contentsOf: replacement)
             copied = match + needle.count
-            guard let next = firstMatch(of: needle, in: haystack, from: copied) else { break }
+            guard let next = ByteSearch.firstIndex(of: needle, in: haystack, from: copied) else { break }
             match = next
         }
         output.append(contentsOf: haystack[copied...])
         return String(decoding: output, as: UTF8.self)
-    }
-
-    /// memchr to each candidate first byte, then memcmp (memmem is a GNU extension Swift's
-    /// Glibc module does not export).
-    private static func firstMatch(of needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
-        guard let base = haystack.baseAddress, !needle.isEmpty else { return nil }
-        let lastStart = haystack.count - needle.count
-        var position = start
-        return needle.withUnsafeBytes { needleBytes -> Int? in
-            while position <= lastStart {
-                guard let candidate = memchr(base + position, Int32(needle[0]), lastStart - position + 1) else { return nil }
-                position = UnsafeRawPointer(candidate) - UnsafeRawPointer(base)
-                if memcmp(candidate, needleBytes.baseAddress!, needle.count) == 0 { return position }
-                position += 1
-            }
-            return nil
-        }
     }
 }
 

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import KontextCore
 
 /// A way of printing the whole environment (and with it every injected credential) that
 /// the built-in guard denies (SPEC section 7). Reading one variable by name is the normal
@@ -433,34 +429,5 @@ enum EnvironmentDumpDetector {
 
     private static func isWordByte(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: "_") || isASCIILetter(byte) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-    }
-}
-
-/// Substring search over UTF-8 bytes: exact, byte for byte, so a secret is found wherever its
-/// bytes occur (String's own search compares characters, which can miss a value that ends
-/// just before a combining mark). libc's vectorised `memchr` finds candidate first bytes and
-/// `memcmp` checks them (`memmem` is a GNU extension the Glibc module does not export).
-enum ByteSearch {
-    static func firstIndex(of needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> Int? {
-        guard let first = needle.first else { return start }
-        guard let base = haystack.baseAddress, start >= 0 else { return nil }
-        return needle.withUnsafeBytes { needleBytes -> Int? in
-            let lastStart = haystack.count - needle.count
-            var position = start
-            while position <= lastStart {
-                guard let candidate = memchr(base + position, Int32(first), lastStart - position + 1) else { return nil }
-                position = UnsafeRawPointer(candidate) - UnsafeRawPointer(base)
-                if memcmp(candidate, needleBytes.baseAddress!, needle.count) == 0 { return position }
-                position += 1
-            }
-            return nil
-        }
-    }
-
-    static func contains(_ needle: [UInt8], in text: String) -> Bool {
-        if let found = text.utf8.withContiguousStorageIfAvailable({ firstIndex(of: needle, in: $0) != nil }) {
-            return found
-        }
-        return Array(text.utf8).withUnsafeBufferPointer { firstIndex(of: needle, in: $0) != nil }
     }
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import KontextCore
 
 /// Interpreters that run a program given on the command line (`python -c`, `node -e`,
 /// `perl -e`, …) or on standard input, and the words in such a program that read the

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import KontextCore
 
 /// `/proc/<pid>/environ` in a shell script's words, after quote removal, however the path is
 /// split: `cat /proc/self/env''iron`, `cd /proc/self && cat environ`, `cat /proc/1/e*`,
