@@ -22,14 +22,16 @@ public struct ProjectFile<Content: Sendable>: Sendable {
         let bytes = try reading(path)
         let content = try parsing(bytes)
         let absolute = realPath(path) ?? path
-        return ProjectFile(path: absolute, digest: Self.digest(of: bytes), content: content)
+        return ProjectFile(path: absolute, digest: contentDigest(bytes), content: content)
     }
+}
 
-    public static func digest(of bytes: [UInt8]) -> String {
-        "sha256:" + SHA256.hash(data: bytes).map { hexDigits[Int($0 >> 4)] + hexDigits[Int($0 & 15)] }.joined()
-    }
-
-    private static var hexDigits: [String] { ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"] }
+/// How consent names a file's content: `sha256:` and the hex SHA-256 of its bytes.
+public func contentDigest(_ bytes: [UInt8]) -> String {
+    "sha256:" + SHA256.hash(data: bytes).map { byte in
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+    }.joined()
 }
 
 /// What a project (the current directory) gives kontext: its env file and its policy. Both
@@ -44,6 +46,8 @@ public struct Project: Sendable {
     public var policy: ProjectFile<Policy>?
     /// True when the env file was named with `--env-file` (the hint repeats it).
     public var envFileNamed: Bool
+    /// The user's own policy file (`Policy.locate`), when the caller evaluates policy.
+    public var userPolicyPath: String?
 
     /// Reads the env file the user named, or `.env.kontext` when there is one, and the
     /// project's policy file.
@@ -60,7 +64,8 @@ public struct Project: Sendable {
             policy = try ProjectFile.read(policyPath, reading: Policy.readBytes(path:),
                                           parsing: { try Policy.parse(bytes: $0, path: Self.policyFile) })
         }
-        return Project(directory: directory, envFile: envFile, policy: policy, envFileNamed: envFilePath != nil)
+        return Project(directory: directory, envFile: envFile, policy: policy, envFileNamed: envFilePath != nil,
+                       userPolicyPath: userPolicyPath)
     }
 
     /// Whether running here would exchange anything: consent is needed only then.

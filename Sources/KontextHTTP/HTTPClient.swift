@@ -136,11 +136,7 @@ public struct HTTPClient: Sendable {
         guard curl_url_set(parsed, CURLUPART_URL, url, 0) == CURLUE_OK,
               curl_url_get(parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK, let host else { return false }
         defer { curl_free(host) }
-        let name = String(cString: host).lowercased()
-        if name == "localhost" || name.hasSuffix(".localhost") || name == "[::1]" { return true }
-        var address = in_addr()
-        guard inet_pton(AF_INET, name, &address) == 1 else { return false }
-        return UInt32(bigEndian: address.s_addr) >> 24 == 127
+        return Transport.isLoopbackHost(String(cString: host))
     }
 
     /// libcurl's CAINFO replaces the system bundle; kontext adds to it instead.

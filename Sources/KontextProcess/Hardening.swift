@@ -17,8 +17,6 @@ public enum ProcessHardening {
         _ = setrlimit(coreLimitResource, &none)
     }
 
-    public static var isDumpable: Bool { kontext_get_dumpable() != 0 }
-
     #if canImport(Glibc)
     private static let coreLimitResource = __rlimit_resource_t(RLIMIT_CORE.rawValue)
     #else

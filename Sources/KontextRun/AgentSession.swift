@@ -60,8 +60,7 @@ public enum AgentSession {
         }
         let mode = try options.mode ?? PolicyMode(environment: settings)
         let projectDirectory = options.project.directory
-        let userPolicy = try Policy.locate(environment: settings, projectDirectory: projectDirectory).user
-            .map { try Policy.load(path: $0) }
+        let userPolicy = try options.project.userPolicyPath.map { try Policy.load(path: $0) }
         let projectTrusted = try ProjectConsent.require(options.project, settings: settings)
         var layers: [PolicyLayer] = userPolicy.map { [PolicyLayer(kind: .user, policy: $0)] } ?? []
         if let projectPolicy = options.project.policy?.content {
@@ -92,11 +91,10 @@ public enum AgentSession {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
-        let activity = HookActivity()
         let handler = HookHandler(session: session, adapter: adapter ?? ClaudeAdapter(),
                                   evaluator: PolicyEvaluator(layers: PolicyLayers(layers),
                                                              secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets)),
-                                  mode: mode, redactor: redactor, writer: writer, activity: activity)
+                                  mode: mode, redactor: redactor, writer: writer)
         let sidecar = try SidecarServer.start(socketPath: directory.path + "/hook.sock") { handler.handle($0) }
 
         let sessionVariables: [(key: String, value: String)] = [
@@ -125,7 +123,7 @@ public enum AgentSession {
             throw error
         }
         sidecar.stop()
-        if hooked && !activity.sawEvent(.sessionStart) {
+        if hooked && !handler.activity.sawSessionStart {
             printError("kontext: warning: \(HookHandler.hooksMissingReason) (recorded in the audit)")
             try handler.recordHooksMissing()
         }

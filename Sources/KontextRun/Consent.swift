@@ -9,11 +9,13 @@ import KontextCore
 /// SPEC section 10's gates in front of every credential resolution.
 public enum ProjectConsent {
     /// Inside a session the agent runs arbitrary commands as the user; a nested `kontext
-    /// run --env-file other.env` would hand it credentials the project never asked for.
-    public static func refuseInsideSession(_ environment: [String: String], command: String) throws {
+    /// run --env-file other.env` would hand it credentials the project never asked for, and a
+    /// `kontext trust` would consent on the user's behalf.
+    public static func refuseInsideSession(_ environment: [String: String], command: String,
+                                           refusal: String = "resolves no credentials",
+                                           hint: String = "run it outside the agent's session") throws {
         guard let session = environment["KONTEXT_SESSION_ID"] ?? environment["KONTEXT_SOCKET"], !session.isEmpty else { return }
-        throw KontextError.usage("kontext \(command) resolves no credentials inside a kontext session (KONTEXT_SESSION_ID is set)",
-                                 hint: "run it outside the agent's session")
+        throw KontextError.usage("kontext \(command) \(refusal) inside a kontext session (KONTEXT_SESSION_ID is set)", hint: hint)
     }
 
     /// Whether the project's allow rules count, and permission to exchange: a project that

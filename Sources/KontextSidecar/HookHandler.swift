@@ -5,20 +5,18 @@ import KontextHookWire
 import KontextPolicy
 import Synchronization
 
-/// Which hook events a session has seen: a session whose agent should call kontext's hooks
-/// but never did ran unchecked, and must be said so.
+/// Whether the agent has called the session-start hook: a session whose agent should call
+/// kontext's hooks but never did ran unchecked, and must be said so.
 public final class HookActivity: Sendable {
-    private let seen = Mutex<Set<HookEvent>>([])
+    private let sessionStarted = Atomic<Bool>(false)
 
-    public init() {}
+    init() {}
 
     func record(_ event: HookEvent) {
-        _ = seen.withLock { $0.insert(event) }
+        if event == .sessionStart { sessionStarted.store(true, ordering: .relaxed) }
     }
 
-    public func sawEvent(_ event: HookEvent) -> Bool {
-        seen.withLock { $0.contains(event) }
-    }
+    public var sawSessionStart: Bool { sessionStarted.load(ordering: .relaxed) }
 }
 
 /// Who and where a session is, stamped on each of its audit events.
@@ -47,14 +45,14 @@ public struct HookHandler: Sendable {
     public var mode: PolicyMode
     public var redactor: Redactor
     public var writer: AuditWriter
-    public var activity: HookActivity
+    /// Shared by every copy of the handler (the sidecar's threads hold copies).
+    public let activity = HookActivity()
 
     public static let malformedInputRule = "builtin:malformed-input"
     public static let hooksMissingRule = "builtin:hooks-missing"
 
     public init(session: SessionInfo, adapter: any AgentAdapter, evaluator: PolicyEvaluator, mode: PolicyMode,
-                redactor: Redactor, writer: AuditWriter, activity: HookActivity = HookActivity()) {
-        self.activity = activity
+                redactor: Redactor, writer: AuditWriter) {
         self.session = session
         self.adapter = adapter
         self.evaluator = evaluator

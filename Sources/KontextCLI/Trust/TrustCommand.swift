@@ -38,11 +38,8 @@ struct TrustCommand: ParsableCommand {
 
     func run() throws {
         let environment = currentEnvironment()
-        // The agent runs commands as the user; it must not consent on the user's behalf.
-        if let session = environment["KONTEXT_SESSION_ID"], !session.isEmpty {
-            throw KontextError.usage("kontext trust is not available inside a kontext session (KONTEXT_SESSION_ID is set)",
-                                     hint: "review the project and run it yourself, outside the agent")
-        }
+        try ProjectConsent.refuseInsideSession(environment, command: "trust", refusal: "is not available",
+                                               hint: "review the project and run it yourself, outside the agent")
         let store = TrustStore(environment: try Configuration.settings(environment: environment))
         if list { return try printList(store) }
         if revoke { return try revokeConsent(store) }
@@ -64,7 +61,7 @@ struct TrustCommand: ParsableCommand {
         for record in records {
             let state: String
             if let bytes = readFile(record.path, limit: 16 << 20) {
-                state = ProjectFile<EnvFile>.digest(of: bytes) == record.digest ? "current" : "changed since (not trusted)"
+                state = contentDigest(bytes) == record.digest ? "current" : "changed since (not trusted)"
             } else {
                 state = "missing"
             }
