@@ -121,14 +121,17 @@ let package = Package(
         .executableTarget(name: "kontext", dependencies: ["KontextHookWire"],
                           swiftSettings: [.unsafeFlags(["-Osize"])],
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
-        // Every command, defined once with swift-argument-parser (help, man page, completions).
-        .executableTarget(name: "kontext-cli", dependencies: [
+        // Every command, defined once with swift-argument-parser (help, man page, completions),
+        // each run with the context `Kontext.main` builds.
+        .target(name: "KontextCLI", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
             "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC", "KontextWorkload",
             "KontextBrokerService", "KontextBrokerStore", "KontextConsent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ], path: "Sources/KontextCLI"),
+        ]),
+        // `kontext-cli`: the commands' `main`.
+        .executableTarget(name: "kontext-cli", dependencies: ["KontextCLI"]),
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
         // The layers of ARCHITECTURE.md, checked against `swift package describe` and the imports.
@@ -141,6 +144,12 @@ let package = Package(
         ]),
         // JSONValue against RFC 8259 and the JSONTestSuite in ../shared/testdata.
         .testTarget(name: "KontextCoreTests", dependencies: ["KontextCore"]),
+        // SPEC section 3's settings in process: flag > environment > config.toml > default.
+        .testTarget(name: "KontextSettingsTests", dependencies: [
+            "KontextCLI", "KontextRun", "KontextCore", "KontextPolicy", "KontextOIDC", "KontextTestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The hook path in process: wire format, front fallback, adapters, the sidecar's handler
         // over a real audit store. No session bus, no built binaries.
         .testTarget(name: "KontextHookPathTests", dependencies: [

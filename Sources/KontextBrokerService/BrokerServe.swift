@@ -54,9 +54,14 @@ public final class RunningBroker: Sendable {
 public enum BrokerServe {
     public static let defaultListen = "127.0.0.1:8080"
 
+    /// The database to use: `--db`, else `KONTEXT_BROKER_DB`, else `db` in broker.toml.
+    static func databaseURL(flag: String?, environment: [String: String], config: BrokerConfig) -> String? {
+        flag ?? environment["KONTEXT_BROKER_DB"] ?? config.database
+    }
+
     /// Opens the store named by the flag or broker.toml.
     public static func openStore(config: BrokerConfig, database flag: String?, environment: [String: String]) async throws -> any BrokerStore {
-        guard let url = flag ?? environment["KONTEXT_BROKER_DB"] ?? config.database else {
+        guard let url = databaseURL(flag: flag, environment: environment, config: config) else {
             throw KontextError.usage("no database: pass --db sqlite:PATH or postgres://…, or set db in broker.toml")
         }
         let store = try await BrokerStores.open(url, environment: environment)
@@ -108,7 +113,7 @@ public enum BrokerServe {
         }
         logger.info("broker listening", metadata: [
             "url": "\(server.baseURL)", "token_endpoint": "\(server.tokenURL)",
-            "database": "\(BrokerStores.redactedURL(options.database ?? environment["KONTEXT_BROKER_DB"] ?? config.database ?? ""))",
+            "database": "\(BrokerStores.redactedURL(databaseURL(flag: options.database, environment: environment, config: config) ?? ""))",
             "issuers": "\(config.issuers.map(\.trusted.issuer).joined(separator: ","))", "vault_key": "\(cipher.currentKeyID)",
         ])
         return RunningBroker(server: server, store: store)

@@ -1,6 +1,5 @@
 import ArgumentParser
 import KontextCore
-import KontextRun
 
 /// `--verbose`, for the commands that talk to servers.
 struct DiagnosticOptions: ParsableArguments {
@@ -20,9 +19,9 @@ struct IdentityOptions: ParsableArguments {
     var idTokenFile: String?
 
     /// The settings kontext acts on (SPEC section 3), with this flag over them.
-    func settings() throws -> [String: String] {
-        var settings = try Configuration.settings(environment: currentEnvironment())
-        if let idTokenFile { settings["KONTEXT_ID_TOKEN_FILE"] = idTokenFile }
+    func settings(_ context: CommandContext) throws -> Settings {
+        var settings = try context.settings()
+        if let idTokenFile { settings.idTokenFile = idTokenFile.isEmpty ? nil : idTokenFile }
         return settings
     }
 }

@@ -3,9 +3,9 @@ import KontextRun
 import KontextCore
 import KontextEnvFile
 
-@main
-struct Kontext: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `kontext-cli` command line; `main` in Sources/kontext-cli runs it.
+public struct Kontext: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "kontext",
         abstract: "Short-lived credentials for AI coding agents, injected only where they are used.",
         discussion: """
@@ -19,19 +19,24 @@ struct Kontext: AsyncParsableCommand {
                       LoginCommand.self, LogoutCommand.self, WhoamiCommand.self,
                       ProviderCommand.self, AuditCommand.self, TrustCommand.self, DoctorCommand.self, BrokerCommand.self])
 
-    /// Maps every failure to one clear stderr message and SPEC section 8's exit codes.
-    static func main() async {
+    public init() {}
+
+    /// Runs the command the arguments name with this process's context, and maps every
+    /// failure to one clear stderr message and SPEC section 8's exit codes.
+    public static func main() async {
         do {
             var command = try parseAsRoot()
             // Audit events an earlier session could not send go out after the next command
             // (SPEC section 7); `start` sends them with its own session's.
             let sendsBacklog = !(command is StartCommand || command is HookCommand)
-            // Read once for both; a broken config.toml is reported by the command itself.
-            let settings = try? Configuration.settings(environment: currentEnvironment())
-            let debug = settings?["KONTEXT_DEBUG"]
-            Diagnostics.enable((command as? any Diagnosable)?.diagnostics.verbose == true || debug == "1" || debug == "true")
+            let context = CommandContext(environment: currentEnvironment())
+            // A broken config.toml is reported by the commands that use settings.
+            let settings = try? context.settings()
+            Diagnostics.enable((command as? any Diagnosable)?.diagnostics.verbose == true || settings?.debug == true)
             do {
-                if var asyncCommand = command as? any AsyncParsableCommand {
+                if let contextual = command as? any KontextCommand {
+                    try await contextual.run(context: context)
+                } else if var asyncCommand = command as? any AsyncParsableCommand {
                     try await asyncCommand.run()
                 } else {
                     try command.run()

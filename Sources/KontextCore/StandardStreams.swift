@@ -11,12 +11,36 @@ public func writeAll(_ text: String, to fd: Int32) {
     writeFully(fd, Array(text.utf8))
 }
 
+/// Where a command's output and messages go: standard output and error, unless its caller
+/// (a test, a program embedding the commands) gives other descriptors.
+public struct OutputStreams: Sendable {
+    public var output: Int32
+    public var error: Int32
+
+    public init(output: Int32, error: Int32) {
+        self.output = output
+        self.error = error
+    }
+
+    public static let standard = OutputStreams(output: 1, error: 2)
+
+    /// A line of the command's result.
+    public func print(_ text: String) {
+        writeAll(text.hasSuffix("\n") ? text : text + "\n", to: output)
+    }
+
+    /// A line for the person: progress, warnings, errors.
+    public func printError(_ text: String) {
+        writeAll(text.hasSuffix("\n") ? text : text + "\n", to: error)
+    }
+}
+
 public func printError(_ text: String) {
-    writeAll(text.hasSuffix("\n") ? text : text + "\n", to: 2)
+    OutputStreams.standard.printError(text)
 }
 
 public func printOutput(_ text: String) {
-    writeAll(text.hasSuffix("\n") ? text : text + "\n", to: 1)
+    OutputStreams.standard.print(text)
 }
 
 /// Reads everything from a file descriptor (secrets on stdin, files); nil if unreadable or

@@ -1,15 +1,7 @@
 /// Tokens, credentials and audit events cross the network only over TLS: a plain `http://`
 /// URL is accepted for this machine (loopback) and otherwise only when the user opts in with
-/// `KONTEXT_ALLOW_HTTP=1` (SPEC section 10).
+/// `KONTEXT_ALLOW_HTTP=1` (SPEC section 10; `Settings.allowHTTP`).
 public enum Transport {
-    public static let allowVariable = "KONTEXT_ALLOW_HTTP"
-
-    /// The settings opt in to plain HTTP off loopback.
-    public static func allowsHTTP(_ settings: [String: String]) -> Bool {
-        guard let value = settings[allowVariable]?.lowercased() else { return false }
-        return value == "1" || value == "true" || value == "yes"
-    }
-
     /// `url` is `http://` to a host that is not loopback.
     public static func isPlainHTTPOffLoopback(_ url: String) -> Bool {
         guard url.lowercased().hasPrefix("http://") else { return false }
@@ -20,7 +12,7 @@ public enum Transport {
     /// did not opt in.
     public static func check(_ url: String, name: String, allowHTTP: Bool) throws(KontextError) {
         guard !allowHTTP, isPlainHTTPOffLoopback(url) else { return }
-        throw KontextError.usage("\(name) \(url) is plain HTTP to \(host(of: url)), which is not this machine: tokens would cross the network unencrypted; use https://, or set \(allowVariable)=1 to allow it")
+        throw KontextError.usage("\(name) \(url) is plain HTTP to \(host(of: url)), which is not this machine: tokens would cross the network unencrypted; use https://, or set \(Settings.Name.allowHTTP)=1 to allow it")
     }
 
     /// 127.0.0.0/8, `::1`, `localhost` and names under `.localhost` (RFC 6761).

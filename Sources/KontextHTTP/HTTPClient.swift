@@ -68,14 +68,10 @@ public struct HTTPClient: Sendable {
         self.caBundlePath = caBundlePath
     }
 
-    /// The setting naming extra trusted CA certificates.
-    public static let caBundleSetting = "KONTEXT_CA_BUNDLE"
-
     /// The client every kontext component builds from its settings: the system's CAs plus
     /// those in `KONTEXT_CA_BUNDLE` when set.
-    public init(settings: [String: String]) {
-        let path = settings[Self.caBundleSetting]
-        self.init(caBundlePath: path?.isEmpty == false ? path : nil)
+    public init(settings: Settings) {
+        self.init(caBundlePath: settings.caBundle)
     }
 
     public func send(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPTransportError> {

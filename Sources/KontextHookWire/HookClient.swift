@@ -41,9 +41,9 @@ public enum HookClient {
         }
         let input = readToEnd(0, limit: HookWire.maximumInput) ?? ([], false)
         let request = HookWire.Request(event: event, agent: agent, truncated: input.truncated, payload: input.bytes)
-        let enforce = environment("KONTEXT_MODE") == "enforce"
-        guard let socketPath = environment("KONTEXT_SOCKET"), !socketPath.isEmpty else {
-            return relay(HookFallback.answer(event: event, enforce: enforce, problem: "KONTEXT_SOCKET is not set (is this agent running under `kontext start`?)"))
+        let enforce = environment(SessionVariable.mode) == "enforce"
+        guard let socketPath = environment(SessionVariable.socket), !socketPath.isEmpty else {
+            return relay(HookFallback.answer(event: event, enforce: enforce, problem: "\(SessionVariable.socket) is not set (is this agent running under `kontext start`?)"))
         }
         switch exchange(request, socketPath: socketPath) {
         case .success(let answer):

@@ -20,16 +20,16 @@ public protocol CredentialStore: Sendable {
 
 public enum CredentialStores {
     /// The store `KONTEXT_KEYRING` selects: `secret-service` (default) or `file`.
-    public static func fromEnvironment(_ environment: [String: String]) throws -> any CredentialStore {
-        switch environment["KONTEXT_KEYRING"] ?? "secret-service" {
-        case "", "secret-service":
-            return SecretServiceStore(environment: environment)
+    public static func open(settings: Settings) throws -> any CredentialStore {
+        switch settings.keyring ?? "secret-service" {
+        case "secret-service":
+            return SecretServiceStore(environment: settings.environment)
         case "file":
-            let store = FileCredentialStore(directory: XDGDirectories(environment: environment).data + "/kontext")
-            printError("kontext: warning: KONTEXT_KEYRING=file keeps credentials unencrypted in \(store.path) (mode 0600)")
+            let store = FileCredentialStore(directory: XDGDirectories(environment: settings.environment).data + "/kontext")
+            printError("kontext: warning: \(Settings.Name.keyring)=file keeps credentials unencrypted in \(store.path) (mode 0600)")
             return store
         case let other:
-            throw KontextError.usage("KONTEXT_KEYRING=\(other) is not a keyring kontext knows",
+            throw KontextError.usage("\(Settings.Name.keyring)=\(other) is not a keyring kontext knows",
                                      hint: "use secret-service (the default) or file")
         }
     }

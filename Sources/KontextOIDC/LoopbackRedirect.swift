@@ -23,7 +23,7 @@ public final class LoopbackRedirect: Sendable {
         var host = "127.0.0.1"
         if let registered {
             guard let parsed = Self.parseLoopback(registered) else {
-                throw KontextError.usage("KONTEXT_REDIRECT_URI must be a loopback http URI such as http://127.0.0.1:53682/callback (got \(registered))")
+                throw KontextError.usage("\(Settings.Name.redirectURI) must be a loopback http URI such as http://127.0.0.1:53682/callback (got \(registered))")
             }
             (host, port, path) = parsed
         }

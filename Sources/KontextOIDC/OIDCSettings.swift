@@ -3,7 +3,7 @@ import KontextCore
 import KontextExchange
 import KontextHTTP
 
-/// Remote mode's settings (SPEC section 3), read from the merged settings.
+/// Remote mode's settings (SPEC section 3), taken from the process's settings.
 public struct OIDCSettings: Sendable, Equatable {
     public static let defaultScopes = "openid profile email offline_access"
     public static let defaultClientID = "kontext"
@@ -33,18 +33,17 @@ public struct OIDCSettings: Sendable, Equatable {
     }
 
     /// nil when no issuer is configured (local mode).
-    public init?(settings: [String: String]) {
-        func value(_ name: String) -> String? { settings[name].flatMap { $0.isEmpty ? nil : $0 } }
-        guard let issuer = value("KONTEXT_ISSUER_URL") else { return nil }
-        self.init(issuer: issuer, clientID: value("KONTEXT_CLIENT_ID") ?? Self.defaultClientID,
-                  clientSecret: value("KONTEXT_CLIENT_SECRET"), scopes: value("KONTEXT_SCOPES") ?? Self.defaultScopes,
-                  redirectURI: value("KONTEXT_REDIRECT_URI"), exchangeEndpoint: value("KONTEXT_TOKEN_ENDPOINT"),
-                  caBundle: value("KONTEXT_CA_BUNDLE"))
-        allowHTTP = Transport.allowsHTTP(settings)
+    public init?(settings: Settings) {
+        guard let issuer = settings.issuerURL else { return nil }
+        self.init(issuer: issuer, clientID: settings.clientID ?? Self.defaultClientID,
+                  clientSecret: settings.clientSecret, scopes: settings.scopes ?? Self.defaultScopes,
+                  redirectURI: settings.redirectURI, exchangeEndpoint: settings.tokenEndpoint,
+                  caBundle: settings.caBundle)
+        allowHTTP = settings.allowHTTP
     }
 
     /// The keyring key of this issuer's login for this client.
     public var storeKey: String { IssuerMetadata.trimmedIssuer(issuer) + " " + clientID }
 
-    public var http: HTTPClient { HTTPClient(settings: caBundle.map { [HTTPClient.caBundleSetting: $0] } ?? [:]) }
+    public var http: HTTPClient { HTTPClient(caBundlePath: caBundle) }
 }

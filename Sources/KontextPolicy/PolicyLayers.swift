@@ -76,23 +76,24 @@ extension Policy {
     ///   or `~/.config`);
     /// - project: `PROJECT/.kontext/policy.toml`.
     /// The project's file never replaces the user's: both are evaluated (`PolicyLayers`).
-    public static func locate(environment: [String: String], projectDirectory: String) throws -> (user: String?, project: String?) {
+    public static func locate(settings: Settings, projectDirectory: String) throws -> (user: String?, project: String?) {
         let project = join(projectDirectory, ".kontext/policy.toml")
         let projectPath = fileKind(project) == S_IFREG ? project : nil
-        if let explicit = environment["KONTEXT_POLICY"], !explicit.isEmpty {
+        let configDirectory = XDGDirectories(environment: settings.environment).config
+        if let explicit = settings.policy {
             let path = explicit.hasPrefix("/") ? explicit : join(projectDirectory, explicit)
             guard let kind = fileKind(path) else {
-                throw KontextError.usage("KONTEXT_POLICY=\(explicit): \(String(cString: strerror(errno)))",
-                                         hint: "point KONTEXT_POLICY at an existing policy file, or unset it to use \(XDGDirectories(environment: environment).config)/kontext/policy.toml")
+                throw KontextError.usage("\(Settings.Name.policy)=\(explicit): \(String(cString: strerror(errno)))",
+                                         hint: "point \(Settings.Name.policy) at an existing policy file, or unset it to use \(configDirectory)/kontext/policy.toml")
             }
             guard kind == S_IFREG else {
-                throw KontextError.usage("KONTEXT_POLICY=\(explicit): not a regular file",
-                                         hint: "point KONTEXT_POLICY at a policy TOML file")
+                throw KontextError.usage("\(Settings.Name.policy)=\(explicit): not a regular file",
+                                         hint: "point \(Settings.Name.policy) at a policy TOML file")
             }
             // The same file named twice is one layer, the user's.
             return (path, projectPath.flatMap { realPath($0) == realPath(path) ? nil : $0 })
         }
-        let user = join(XDGDirectories(environment: environment).config, "kontext/policy.toml")
+        let user = join(configDirectory, "kontext/policy.toml")
         return (fileKind(user) == S_IFREG ? user : nil, projectPath)
     }
 }

@@ -7,13 +7,13 @@ public enum PolicyMode: String, Sendable, CaseIterable {
 
     /// `KONTEXT_MODE`, default `observe`; any other value is a usage error, since a typo
     /// must not silently turn enforcement off.
-    public init(environment: [String: String]) throws {
-        guard let value = environment["KONTEXT_MODE"], !value.isEmpty else {
+    public init(settings: Settings) throws {
+        guard let value = settings.mode else {
             self = .observe
             return
         }
         guard let mode = PolicyMode(rawValue: value) else {
-            throw KontextError.usage("KONTEXT_MODE=\(value): unknown mode", hint: "set KONTEXT_MODE to observe or enforce")
+            throw KontextError.usage("\(Settings.Name.mode)=\(value): unknown mode", hint: "set \(Settings.Name.mode) to observe or enforce")
         }
         self = mode
     }

@@ -42,9 +42,9 @@ public struct StartOptions: Sendable {
 /// agent's hooks, the agent launched with both, and everything ended when it exits.
 public enum AgentSession {
     /// `settings` is what kontext acts on (environment plus config.toml); the agent inherits
-    /// `environment`.
-    public static func run(_ options: StartOptions, environment: [String: String],
-                           settings: [String: String]) async throws -> Int32 {
+    /// the environment.
+    public static func run(_ options: StartOptions, settings: Settings) async throws -> Int32 {
+        let environment = settings.environment
         let adapter: (any AgentAdapter)?
         let program: String
         if let command = options.agentCommand {
@@ -58,7 +58,7 @@ public enum AgentSession {
             adapter = known
             program = try locateProgram(known.executableName, environment: environment, hint: known.installHint)
         }
-        let mode = try options.mode ?? PolicyMode(environment: settings)
+        let mode = try options.mode ?? PolicyMode(settings: settings)
         let projectDirectory = options.project.directory
         let userPolicy = try options.project.userPolicyPath.map { try Policy.load(path: $0) }
         let projectTrusted = try ProjectConsent.require(options.project, settings: settings)
@@ -67,7 +67,7 @@ public enum AgentSession {
             layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
         }
         let identity = try await RunIdentity.establish(settings: settings)
-        let resolution = try await resolveCredentials(options.project.envFile?.content, environment: settings, identity: identity,
+        let resolution = try await resolveCredentials(options.project.envFile?.content, settings: settings, identity: identity,
                                                       allowPartial: options.allowPartial)
         // kontext's own secrets stay out of the agent and out of every record it leaves.
         let ownSecrets = OwnSecrets.present(in: environment, settings: settings)
@@ -75,11 +75,11 @@ public enum AgentSession {
         let redactor = Redactor(secrets: resolution.secrets + ownSecrets)
 
         let sessionID = AuditIdentifier.random()
-        let directory = try SessionDirectory.create(id: sessionID, environment: settings)
+        let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
         // A CI job persists nothing: its audit store lives in the session directory, is
         // shipped while the session runs, and goes with the directory.
-        let store = identity.workload == nil ? try AuditStore(environment: settings)
+        let store = identity.workload == nil ? try AuditStore(environment: environment)
             : try AuditStore(path: directory.path + "/audit.db")
         let writer = AuditWriter(store: store)
         defer { writer.close() }
@@ -98,7 +98,7 @@ public enum AgentSession {
         let sidecar = try SidecarServer.start(socketPath: directory.path + "/hook.sock") { handler.handle($0) }
 
         let sessionVariables: [(key: String, value: String)] = [
-            ("KONTEXT_SESSION_ID", sessionID), ("KONTEXT_SOCKET", sidecar.socketPath), ("KONTEXT_MODE", mode.rawValue),
+            (SessionVariable.sessionID, sessionID), (SessionVariable.socket, sidecar.socketPath), (SessionVariable.mode, mode.rawValue),
         ]
         var arguments = options.agentArguments
         let hooked = adapter != nil && options.agentCommand == nil
@@ -134,11 +134,11 @@ public enum AgentSession {
 
     /// Sends what is left (a few seconds at most); what cannot be sent now stays in the
     /// store for the next kontext command.
-    static func finishShipping(_ shipper: BackgroundShipper?, settings: [String: String]) async {
+    static func finishShipping(_ shipper: BackgroundShipper?, settings: Settings) async {
         guard let shipper else { return }
         let (unsent, problem) = await shipper.finish(within: 5)
         if unsent > 0 {
-            printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet sent to \(settings["KONTEXT_AUDIT_URL"] ?? "the audit backend")"
+            printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet sent to \(settings.auditURL ?? "the audit backend")"
                        + (problem.map { " (\($0))" } ?? "") + "; the next kontext command will send them")
         }
     }

@@ -9,14 +9,14 @@ public enum AuditUpload {
     /// Where this run's sessions are recorded for: `KONTEXT_AUDIT_URL` with the login's (or
     /// CI job's) identity. nil when no backend is set or in local mode, whose audit stays
     /// local; a session keeps its destination for good (see `AuditShipper`).
-    public static func destination(settings: [String: String], identity: RunIdentity) -> AuditDestination? {
-        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, identity.bearer != nil,
+    public static func destination(settings: Settings, identity: RunIdentity) -> AuditDestination? {
+        guard let url = settings.auditURL, identity.bearer != nil,
               let principal = identity.principal else { return nil }
         return AuditDestination(url: url, issuer: principal.issuer, subject: principal.subject)
     }
 
     /// The shipper for this run's destination, or nil when it has none.
-    public static func shipper(settings: [String: String], store: AuditStore, identity: RunIdentity) -> AuditShipper? {
+    public static func shipper(settings: Settings, store: AuditStore, identity: RunIdentity) -> AuditShipper? {
         guard let destination = destination(settings: settings, identity: identity), let bearer = identity.bearer else { return nil }
         return AuditShipper(store: store, destination: destination,
                             http: HTTPClient(settings: settings), bearer: bearer)
@@ -26,10 +26,10 @@ public enum AuditUpload {
     /// sent by whichever kontext command runs next, if it runs with the backend and identity
     /// those sessions were recorded for. Quiet unless something remains unsent, and never
     /// fails the command it rides on.
-    public static func sendBacklog(settings: [String: String], within seconds: Double = 10) async {
+    public static func sendBacklog(settings: Settings, within seconds: Double = 10) async {
         // A CI job keeps no store between commands, so it has no backlog.
-        guard let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty, case .remote = Mode.detect(settings) else { return }
-        let path = AuditStore.defaultPath(environment: settings)
+        guard let url = settings.auditURL, case .remote = Mode.detect(settings) else { return }
+        let path = AuditStore.defaultPath(environment: settings.environment)
         guard AuditStore.exists(path: path), let store = try? AuditStore(path: path),
               ((try? store.pendingEventCount(auditURL: url)) ?? 0) > 0 || (try? store.hasPendingSessions(auditURL: url)) == true
         else { return }
@@ -50,9 +50,9 @@ public enum AuditUpload {
 
 /// `kontext audit … --remote`: the audit backend's query API, read with the run's identity.
 public enum RemoteAudit {
-    public static func get(_ pathAndQuery: String, settings: [String: String]) async throws -> JSONValue {
-        guard let base = settings["KONTEXT_AUDIT_URL"].flatMap({ $0.isEmpty ? nil : $0 }) else {
-            throw KontextError.usage("--remote needs KONTEXT_AUDIT_URL, the audit backend's base URL")
+    public static func get(_ pathAndQuery: String, settings: Settings) async throws -> JSONValue {
+        guard let base = settings.auditURL else {
+            throw KontextError.usage("--remote needs \(Settings.Name.auditURL), the audit backend's base URL")
         }
         let identity = try await RunIdentity.establish(settings: settings)
         guard let bearer = identity.bearer else {

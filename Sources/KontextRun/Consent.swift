@@ -14,8 +14,8 @@ public enum ProjectConsent {
     public static func refuseInsideSession(_ environment: [String: String], command: String,
                                            refusal: String = "resolves no credentials",
                                            hint: String = "run it outside the agent's session") throws {
-        guard let session = environment["KONTEXT_SESSION_ID"] ?? environment["KONTEXT_SOCKET"], !session.isEmpty else { return }
-        throw KontextError.usage("kontext \(command) \(refusal) inside a kontext session (KONTEXT_SESSION_ID is set)", hint: hint)
+        guard let session = environment[SessionVariable.sessionID] ?? environment[SessionVariable.socket], !session.isEmpty else { return }
+        throw KontextError.usage("kontext \(command) \(refusal) inside a kontext session (\(SessionVariable.sessionID) is set)", hint: hint)
     }
 
     /// Whether the project's allow rules count, and permission to exchange: a project that
@@ -24,9 +24,9 @@ public enum ProjectConsent {
     /// and needs no consent.
     /// Returns whether the project is trusted (its policy's allow rules then count).
     @discardableResult
-    public static func require(_ project: Project, settings: [String: String]) throws -> Bool {
+    public static func require(_ project: Project, settings: Settings) throws -> Bool {
         if case .ci = Mode.detect(settings) { return true }
-        let store = TrustStore(environment: settings)
+        let store = TrustStore(environment: settings.environment)
         let untrusted = try project.untrustedFiles(in: store)
         if untrusted.isEmpty { return true }
         guard project.asksForCredentials else { return false }
@@ -62,20 +62,20 @@ public enum ProjectConsent {
 /// job's identity), `run` keeps them for deploy scripts that use the platform's OIDC
 /// themselves.
 public enum OwnSecrets {
-    public static let kontextVariables = ["KONTEXT_CLIENT_SECRET", "KONTEXT_ID_TOKEN"]
+    public static let kontextVariables = [Settings.Name.clientSecret.variable, Settings.Name.idToken.variable]
     public static let platformVariables = ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL",
                                            "CIRCLE_OIDC_TOKEN", "CIRCLE_OIDC_TOKEN_V2", "BUILDKITE_AGENT_ACCESS_TOKEN"]
 
     /// The names to remove: the lists above plus the variable `KONTEXT_ID_TOKEN_VARIABLE` names.
-    public static func variables(settings: [String: String], platform: Bool) -> [String] {
+    public static func variables(settings: Settings, platform: Bool) -> [String] {
         var names = kontextVariables
-        if let named = settings["KONTEXT_ID_TOKEN_VARIABLE"], !named.isEmpty { names.append(named) }
+        if let named = settings.idTokenVariable { names.append(named) }
         if platform { names += platformVariables }
         return names
     }
 
     /// (name, value) of each present one, for the redactor.
-    public static func present(in environment: [String: String], settings: [String: String]) -> [(service: String, value: String)] {
+    public static func present(in environment: [String: String], settings: Settings) -> [(service: String, value: String)] {
         variables(settings: settings, platform: true).compactMap { name in
             environment[name].flatMap { $0.isEmpty ? nil : (service: name, value: $0) }
         }

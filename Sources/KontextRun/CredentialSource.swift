@@ -26,26 +26,26 @@ public final class CredentialSource: Sendable {
         self.workload = workload
     }
 
-    public static func open(environment: [String: String], identity: RunIdentity) async throws -> CredentialSource {
+    public static func open(settings: Settings, identity: RunIdentity) async throws -> CredentialSource {
         if let workload = identity.workload {
-            let settings = OIDCSettings(settings: environment)
+            let oidc = OIDCSettings(settings: settings)
             let endpoint: String
-            if let configured = environment["KONTEXT_TOKEN_ENDPOINT"], !configured.isEmpty {
+            if let configured = settings.tokenEndpoint {
                 endpoint = configured
-            } else if let settings {
-                endpoint = try await IssuerMetadata.discover(issuer: settings.issuer, http: settings.http, allowHTTP: settings.allowHTTP).tokenEndpoint
+            } else if let oidc {
+                endpoint = try await IssuerMetadata.discover(issuer: oidc.issuer, http: oidc.http, allowHTTP: oidc.allowHTTP).tokenEndpoint
             } else {
                 throw KontextError.usage("CI mode (\(workload.platform.rawValue)) needs a token service to exchange the job's identity at",
                                          hint: "set KONTEXT_TOKEN_ENDPOINT to the broker's token endpoint (e.g. https://kontext.example.com/oauth2/token)")
             }
             let exchanger = TokenExchanger(
-                endpoint: ExchangeEndpoint(tokenURL: endpoint, clientID: settings?.clientID ?? OIDCSettings.defaultClientID,
-                                           clientSecret: settings?.clientSecret),
+                endpoint: ExchangeEndpoint(tokenURL: endpoint, clientID: oidc?.clientID ?? OIDCSettings.defaultClientID,
+                                           clientSecret: oidc?.clientSecret),
                 subject: SubjectToken(value: workload.token, type: TokenTypeURN.jwt),
-                http: HTTPClient(settings: environment))
+                http: HTTPClient(settings: settings))
             return CredentialSource(exchanger: exchanger, broker: nil, login: nil, workload: workload)
         }
-        if let login = identity.login, let oidc = OIDCSettings(settings: environment) {
+        if let login = identity.login, let oidc = OIDCSettings(settings: settings) {
             let token = try await login.accessToken()
             let stored = await login.login
             let exchanger = TokenExchanger(
@@ -54,7 +54,7 @@ public final class CredentialSource: Sendable {
                 subject: SubjectToken(value: token, type: TokenTypeURN.accessToken), http: oidc.http)
             return CredentialSource(exchanger: exchanger, broker: nil, login: login)
         }
-        let store = try CredentialStores.fromEnvironment(environment)
+        let store = try CredentialStores.open(settings: settings)
         let secret = LocalSubjectVerifier.makeSecret()
         let service = TokenExchangeService(
             verifier: LocalSubjectVerifier(secret: secret),

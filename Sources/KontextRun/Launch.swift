@@ -9,15 +9,15 @@ import KontextExchange
 import KontextProcess
 
 /// Resolves every placeholder of the file; without `allowPartial` any failure stops here
-/// with all failures listed (exit 4). `identity` defaults to the one `environment` calls
-/// for (remote mode: the stored login).
-public func resolveCredentials(_ file: EnvFile?, environment: [String: String], identity: RunIdentity? = nil,
+/// with all failures listed (exit 4). `identity` defaults to the one `settings` call for
+/// (remote mode: the stored login).
+public func resolveCredentials(_ file: EnvFile?, settings: Settings, identity: RunIdentity? = nil,
                                allowPartial: Bool) async throws -> Resolution {
     guard let file else { return .empty }
     guard !file.placeholders.isEmpty else { return CredentialResolver.resolve(file, results: [:]) }
     let established: RunIdentity
-    if let identity { established = identity } else { established = try await RunIdentity.establish(settings: environment) }
-    let source = try await CredentialSource.open(environment: environment, identity: established)
+    if let identity { established = identity } else { established = try await RunIdentity.establish(settings: settings) }
+    let source = try await CredentialSource.open(settings: settings, identity: established)
     let resolution: Resolution
     do {
         resolution = try await source.resolve(file)

@@ -1,3 +1,4 @@
+import KontextCore
 import KontextWorkload
 
 /// Which of SPEC section 5's modes this run is in.
@@ -7,9 +8,9 @@ public enum Mode: Sendable, Equatable {
     /// A CI job with a workload identity; it wins over an issuer (no browser, no keyring).
     case ci(platform: WorkloadToken.Platform)
 
-    public static func detect(_ environment: [String: String]) -> Mode {
-        if let platform = WorkloadIdentity.platform(settings: environment) { return .ci(platform: platform) }
-        if let issuer = environment["KONTEXT_ISSUER_URL"], !issuer.isEmpty { return .remote(issuer: issuer) }
+    public static func detect(_ settings: Settings) -> Mode {
+        if let platform = WorkloadIdentity.platform(settings: settings) { return .ci(platform: platform) }
+        if let issuer = settings.issuerURL { return .remote(issuer: issuer) }
         return .local
     }
 }

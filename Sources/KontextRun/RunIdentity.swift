@@ -18,7 +18,7 @@ public struct RunIdentity: Sendable {
 
     /// CI mode needs a workload token, remote mode a login (exit 3 without one); local mode
     /// needs nothing.
-    public static func establish(settings: [String: String]) async throws -> RunIdentity {
+    public static func establish(settings: Settings) async throws -> RunIdentity {
         if let workload = try await WorkloadIdentity.fetch(settings: settings) {
             let subject = workload.claim("sub") ?? "ci:\(workload.platform.rawValue)"
             return RunIdentity(login: nil, workload: workload, actor: AuditActor(sub: subject, email: nil),
@@ -27,7 +27,7 @@ public struct RunIdentity: Sendable {
         guard let oidc = OIDCSettings(settings: settings) else {
             return RunIdentity(login: nil, workload: nil, actor: localActor())
         }
-        let store = try CredentialStores.fromEnvironment(settings)
+        let store = try CredentialStores.open(settings: settings)
         let session = try await LoginSession.open(Authenticator(settings: oidc, store: store))
         let login = await session.login
         return RunIdentity(login: session, workload: nil, actor: AuditActor(sub: login.subject, email: login.email),

@@ -45,34 +45,35 @@ public enum WorkloadIdentity {
     /// The platform whose identity would be used, without fetching anything; nil outside CI.
     /// Order: `--id-token-file`/`KONTEXT_ID_TOKEN_FILE`, `KONTEXT_ID_TOKEN`, GitHub Actions,
     /// GitLab (the variable `KONTEXT_ID_TOKEN_VARIABLE` names), CircleCI, Buildkite, Kubernetes.
-    public static func platform(settings: [String: String]) -> WorkloadToken.Platform? {
-        func has(_ name: String) -> Bool { !(settings[name] ?? "").isEmpty }
-        if has("KONTEXT_ID_TOKEN_FILE") { return .idTokenFile }
-        if has("KONTEXT_ID_TOKEN") { return .environment }
+    public static func platform(settings: Settings) -> WorkloadToken.Platform? {
+        let environment = settings.environment
+        func has(_ name: String) -> Bool { !(environment[name] ?? "").isEmpty }
+        if settings.idTokenFile != nil { return .idTokenFile }
+        if settings.idToken != nil { return .environment }
         if has("ACTIONS_ID_TOKEN_REQUEST_URL") && has("ACTIONS_ID_TOKEN_REQUEST_TOKEN") { return .githubActions }
-        if settings["GITLAB_CI"] == "true", let variable = settings["KONTEXT_ID_TOKEN_VARIABLE"], has(variable) { return .gitlab }
+        if environment["GITLAB_CI"] == "true", let variable = settings.idTokenVariable, has(variable) { return .gitlab }
         if has("CIRCLE_OIDC_TOKEN_V2") { return .circleci }
-        if settings["BUILDKITE"] == "true", has("BUILDKITE_AGENT_ACCESS_TOKEN") { return .buildkite }
+        if environment["BUILDKITE"] == "true", has("BUILDKITE_AGENT_ACCESS_TOKEN") { return .buildkite }
         if has("KUBERNETES_SERVICE_HOST"), access(kubernetesTokenPath, R_OK) == 0 { return .kubernetes }
         return nil
     }
 
     /// The job's token, or nil outside CI. Failures are exit 3 with what to check.
-    public static func fetch(settings: [String: String], now: Double = Date().timeIntervalSince1970) async throws -> WorkloadToken? {
+    public static func fetch(settings: Settings, now: Double = Date().timeIntervalSince1970) async throws -> WorkloadToken? {
         guard let platform = platform(settings: settings) else { return nil }
-        let audience = settings["KONTEXT_AUDIENCE"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultAudience
+        let audience = settings.audience ?? defaultAudience
         let raw: String
         switch platform {
         case .idTokenFile:
-            raw = try readTokenFile(settings["KONTEXT_ID_TOKEN_FILE"]!, platform: platform)
+            raw = try readTokenFile(settings.idTokenFile!, platform: platform)
         case .kubernetes:
             raw = try readTokenFile(kubernetesTokenPath, platform: platform)
         case .environment:
-            raw = settings["KONTEXT_ID_TOKEN"]!
+            raw = settings.idToken!
         case .gitlab:
-            raw = settings[settings["KONTEXT_ID_TOKEN_VARIABLE"]!]!
+            raw = settings.environment[settings.idTokenVariable!]!
         case .circleci:
-            raw = settings["CIRCLE_OIDC_TOKEN_V2"]!
+            raw = settings.environment["CIRCLE_OIDC_TOKEN_V2"]!
         case .githubActions:
             raw = try await githubActionsToken(settings: settings, audience: audience)
         case .buildkite:
@@ -104,11 +105,11 @@ public enum WorkloadIdentity {
     }
 
     /// GitHub Actions: GET ACTIONS_ID_TOKEN_REQUEST_URL&audience=… with the request token.
-    static func githubActionsToken(settings: [String: String], audience: String) async throws -> String {
-        let base = settings["ACTIONS_ID_TOKEN_REQUEST_URL"]!
+    static func githubActionsToken(settings: Settings, audience: String) async throws -> String {
+        let base = settings.environment["ACTIONS_ID_TOKEN_REQUEST_URL"]!
         let url = base + (base.contains("?") ? "&" : "?") + "audience=" + formEncode(audience)
         let answer = await HTTPClient(settings: settings).perform(HTTPRequest(
-            url: url, headers: [("Authorization", "Bearer " + settings["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]!),
+            url: url, headers: [("Authorization", "Bearer " + settings.environment["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]!),
                                 ("Accept", "application/json")], timeout: 30))
         switch answer {
         case .failure(let error):
@@ -123,14 +124,14 @@ public enum WorkloadIdentity {
     }
 
     /// Buildkite: `buildkite-agent oidc request-token --audience …`, whose stdout is the JWT.
-    static func buildkiteToken(settings: [String: String], audience: String) throws -> String {
-        guard let agent = ChildProcess.locate("buildkite-agent", path: settings["PATH"]) else {
+    static func buildkiteToken(settings: Settings, audience: String) throws -> String {
+        guard let agent = ChildProcess.locate("buildkite-agent", path: settings.environment["PATH"]) else {
             throw KontextError(.authentication, "BUILDKITE is set but buildkite-agent is not on PATH")
         }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw KontextError(.authentication, "cannot run buildkite-agent: no pipe") }
         let child = ChildProcess(executable: agent, arguments: ["oidc", "request-token", "--audience", audience],
-                                 environment: settings.map { (key: $0.key, value: $0.value) })
+                                 environment: settings.environment.map { (key: $0.key, value: $0.value) })
         let saved = dup(1)
         dup2(fds[1], 1)
         let pid = try? child.spawn()

@@ -107,7 +107,7 @@ enum LayerRule {
         "KontextPolicy": .session, "KontextAudit": .session, "KontextAuditShipping": .session, "KontextAgent": .session,
         "KontextSidecar": .session, "KontextConsent": .session,
         "KontextRun": .orchestration,
-        "kontext-cli": .command, "kontext": .command,
+        "KontextCLI": .command, "kontext-cli": .command, "kontext": .command,
         "KontextBroker": .server, "KontextBrokerStore": .server, "KontextBrokerService": .server,
         "KontextTestSupport": .tooling, "KontextTestIssuer": .tooling,
         "kontext-bench-issuer": .tooling, "kontext-bench-audit": .tooling,
@@ -119,7 +119,7 @@ enum LayerRule {
 
     /// Who may link each external library directly.
     static let productUsers: [String: Set<String>] = [
-        "ArgumentParser": ["kontext-cli"],
+        "ArgumentParser": ["KontextCLI"],
         "TOMLKit": ["KontextPolicy", "KontextRun", "KontextBrokerService"],
         "GRDB": ["KontextAudit", "KontextBrokerStore"],
         "JWTKit": ["KontextTrust"],
@@ -127,7 +127,7 @@ enum LayerRule {
         "Hummingbird": ["KontextBroker", "KontextBrokerService"],
         "ServiceLifecycle": ["KontextBroker"],
         "UnixSignals": ["KontextBroker", "KontextBrokerService"],
-        "Logging": ["KontextBroker", "KontextBrokerService", "KontextBrokerStore", "kontext-cli"],
+        "Logging": ["KontextBroker", "KontextBrokerService", "KontextBrokerStore", "KontextCLI"],
         "PostgresNIO": ["KontextBrokerStore"],
         "NIOSSL": ["KontextBrokerStore"],
     ]

@@ -280,10 +280,10 @@ func bash(_ command: String) -> JSONValue {
 
 @Suite struct PolicyModeTests {
     @Test func modeFromEnvironment() throws {
-        #expect(try PolicyMode(environment: [:]) == .observe)
-        #expect(try PolicyMode(environment: ["KONTEXT_MODE": ""]) == .observe)
-        #expect(try PolicyMode(environment: ["KONTEXT_MODE": "enforce"]) == .enforce)
-        let error = #expect(throws: KontextError.self) { try PolicyMode(environment: ["KONTEXT_MODE": "enforcing"]) }
+        #expect(try PolicyMode(settings: Settings(environment: [:])) == .observe)
+        #expect(try PolicyMode(settings: Settings(environment: ["KONTEXT_MODE": ""])) == .observe)
+        #expect(try PolicyMode(settings: Settings(environment: ["KONTEXT_MODE": "enforce"])) == .enforce)
+        let error = #expect(throws: KontextError.self) { try PolicyMode(settings: Settings(environment: ["KONTEXT_MODE": "enforcing"])) }
         #expect(error?.status == .usage)
         #expect(error?.message == "KONTEXT_MODE=enforcing: unknown mode")
     }

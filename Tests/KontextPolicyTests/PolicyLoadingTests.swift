@@ -189,27 +189,27 @@ func loadError(_ text: String, path: String = "policy.toml") -> KontextError? {
         let environment = ["XDG_CONFIG_HOME": config, "HOME": directory.path + "/home"]
 
         // Nothing anywhere: no policy.
-        #expect(try Policy.locate(environment: environment, projectDirectory: project) == (nil, nil))
+        #expect(try Policy.locate(settings: Settings(environment: environment), projectDirectory: project) == (nil, nil))
 
         let user = directory.write("config/kontext/policy.toml", "")
-        #expect(try Policy.locate(environment: environment, projectDirectory: project) == (user, nil))
+        #expect(try Policy.locate(settings: Settings(environment: environment), projectDirectory: project) == (user, nil))
 
         // The project's file is a layer of its own: it does not hide the user's.
         let projectFile = directory.write(".kontext/policy.toml", "")
-        #expect(try Policy.locate(environment: environment, projectDirectory: project) == (user, projectFile))
+        #expect(try Policy.locate(settings: Settings(environment: environment), projectDirectory: project) == (user, projectFile))
 
         // KONTEXT_POLICY names the user's layer (relative to the project directory).
         let custom = directory.write("custom.toml", "")
         var explicit = environment
         explicit["KONTEXT_POLICY"] = custom
-        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (custom, projectFile))
+        #expect(try Policy.locate(settings: Settings(environment: explicit), projectDirectory: project) == (custom, projectFile))
         explicit["KONTEXT_POLICY"] = "custom.toml"
-        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (custom, projectFile))
+        #expect(try Policy.locate(settings: Settings(environment: explicit), projectDirectory: project) == (custom, projectFile))
         explicit["KONTEXT_POLICY"] = ""
-        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (user, projectFile))
+        #expect(try Policy.locate(settings: Settings(environment: explicit), projectDirectory: project) == (user, projectFile))
         // The same file named twice is one layer, the user's.
         explicit["KONTEXT_POLICY"] = ".kontext/policy.toml"
-        #expect(try Policy.locate(environment: explicit, projectDirectory: project) == (projectFile, nil))
+        #expect(try Policy.locate(settings: Settings(environment: explicit), projectDirectory: project) == (projectFile, nil))
     }
 
     @Test func configDefaultsToHomeDotConfig() throws {
@@ -217,9 +217,9 @@ func loadError(_ text: String, path: String = "policy.toml") -> KontextError? {
         defer { directory.remove() }
         let user = directory.write("home/.config/kontext/policy.toml", "")
         let environment = ["HOME": directory.path + "/home"]
-        #expect(try Policy.locate(environment: environment, projectDirectory: directory.path).user == user)
+        #expect(try Policy.locate(settings: Settings(environment: environment), projectDirectory: directory.path).user == user)
         // A relative XDG_CONFIG_HOME is invalid per the XDG spec and ignored.
-        #expect(try Policy.locate(environment: environment.merging(["XDG_CONFIG_HOME": "rel"]) { $1 },
+        #expect(try Policy.locate(settings: Settings(environment: environment.merging(["XDG_CONFIG_HOME": "rel"]) { $1 }),
                                   projectDirectory: directory.path).user == user)
     }
 
@@ -228,14 +228,14 @@ func loadError(_ text: String, path: String = "policy.toml") -> KontextError? {
         defer { directory.remove() }
         _ = directory.write(".kontext/policy.toml", "")
         let error = #expect(throws: KontextError.self) {
-            try Policy.locate(environment: ["KONTEXT_POLICY": "/nonexistent/policy.toml"], projectDirectory: directory.path)
+            try Policy.locate(settings: Settings(environment: ["KONTEXT_POLICY": "/nonexistent/policy.toml"]), projectDirectory: directory.path)
         }
         #expect(error?.status == .usage)
         #expect(error?.message == "KONTEXT_POLICY=/nonexistent/policy.toml: No such file or directory")
 
         mkdir(directory.path + "/a-directory", 0o700)
         let notFile = #expect(throws: KontextError.self) {
-            try Policy.locate(environment: ["KONTEXT_POLICY": "a-directory"], projectDirectory: directory.path)
+            try Policy.locate(settings: Settings(environment: ["KONTEXT_POLICY": "a-directory"]), projectDirectory: directory.path)
         }
         #expect(notFile?.message == "KONTEXT_POLICY=a-directory: not a regular file")
     }

@@ -32,9 +32,9 @@ import Testing
     }
 
     @Test func theOptInIsOneTrueOrYes() {
-        #expect(Transport.allowsHTTP(["KONTEXT_ALLOW_HTTP": "1"]))
-        #expect(Transport.allowsHTTP(["KONTEXT_ALLOW_HTTP": "true"]))
-        #expect(!Transport.allowsHTTP(["KONTEXT_ALLOW_HTTP": "0"]))
-        #expect(!Transport.allowsHTTP([:]))
+        #expect(Settings(environment: ["KONTEXT_ALLOW_HTTP": "1"]).allowHTTP)
+        #expect(Settings(environment: ["KONTEXT_ALLOW_HTTP": "true"]).allowHTTP)
+        #expect(!Settings(environment: ["KONTEXT_ALLOW_HTTP": "0"]).allowHTTP)
+        #expect(!Settings(environment: [:]).allowHTTP)
     }
 }

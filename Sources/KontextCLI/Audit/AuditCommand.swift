@@ -13,11 +13,11 @@ struct AuditCommand: ParsableCommand {
         abstract: "Read the local audit store.",
         subcommands: [Sessions.self, Tail.self, Show.self, Export.self])
 
-    static func openStore() throws -> AuditStore {
-        try AuditStore(environment: Configuration.settings(environment: currentEnvironment()))
+    static func openStore(_ context: CommandContext) throws -> AuditStore {
+        try AuditStore(environment: context.settings().environment)
     }
 
-    struct Sessions: AsyncParsableCommand {
+    struct Sessions: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "List sessions, newest first.")
 
         @Option(name: .long, help: "Show at most this many.")
@@ -26,9 +26,9 @@ struct AuditCommand: ParsableCommand {
         @Flag(name: .long, help: "Read the audit backend (KONTEXT_AUDIT_URL) instead of the local store.")
         var remote = false
 
-        func run() async throws {
+        func run(context: CommandContext) async throws {
             if remote {
-                let settings = try Configuration.settings(environment: currentEnvironment())
+                let settings = try context.settings()
                 let answer = try await RemoteAudit.get("/v1/sessions?limit=\(limit)", settings: settings)
                 var rows = [["SESSION", "STARTED", "AGENT", "EXIT", "OWNER"]]
                 for session in answer["sessions"]?.arrayValue ?? [] {
@@ -42,21 +42,20 @@ struct AuditCommand: ParsableCommand {
                     rows.append([String(field("session_id").prefix(12)), field("started_at"), field("agent"),
                                  session["ended_at"]?.stringValue == nil ? "running" : field("exit_code"), field("owner")])
                 }
-                printOutput(formatTable(rows))
+                context.streams.print(formatTable(rows))
                 return
             }
-            let store = try AuditCommand.openStore()
+            let store = try AuditCommand.openStore(context)
             let sessions = try store.sessions(limit: limit)
             guard !sessions.isEmpty else {
-                printError("kontext: no sessions recorded yet; `kontext start --agent claude` records one")
+                context.streams.printError("kontext: no sessions recorded yet; `kontext start --agent claude` records one")
                 return
             }
-            let settings = try Configuration.settings(environment: currentEnvironment())
-            if let url = settings["KONTEXT_AUDIT_URL"], !url.isEmpty {
+            if let url = try context.settings().auditURL {
                 // What the shipper has yet to deliver there (SPEC section 7); this command
                 // sends it when it finishes, if logged in as the sessions were recorded.
                 let pending = try store.pendingEventCount(auditURL: url)
-                printError(pending == 0 ? "kontext: every event has been sent to \(url)"
+                context.streams.printError(pending == 0 ? "kontext: every event has been sent to \(url)"
                            : "kontext: \(pending) event\(pending == 1 ? "" : "s") not yet sent to \(url)")
             }
             var rows = [["SESSION", "STARTED", "AGENT", "EVENTS", "EXIT", "ACTOR"]]
@@ -64,11 +63,11 @@ struct AuditCommand: ParsableCommand {
                 rows.append([String(s.id.prefix(12)), s.startedAt, sanitized(s.agent), String(s.eventCount),
                              s.exitCode.map(String.init) ?? (s.endedAt == nil ? "running" : "-"), s.actor.sub.map { sanitized($0) } ?? "-"])
             }
-            printOutput(formatTable(rows))
+            context.streams.print(formatTable(rows))
         }
     }
 
-    struct Tail: ParsableCommand {
+    struct Tail: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "Print the latest events; --follow keeps printing new ones.")
 
         @Option(name: .shortAndLong, help: "How many recent events to print first.")
@@ -77,24 +76,24 @@ struct AuditCommand: ParsableCommand {
         @Flag(name: .shortAndLong, help: "Keep printing events as they are recorded.")
         var follow = false
 
-        func run() throws {
-            let store = try AuditCommand.openStore()
+        func run(context: CommandContext) async throws {
+            let store = try AuditCommand.openStore(context)
             var position: Int64 = 0
             for record in try store.recentEvents(limit: lines) {
-                printOutput(summary(record.event))
+                context.streams.print(summary(record.event))
                 position = max(position, record.position)
             }
             while follow {
                 usleep(250_000)
                 for record in try store.events(after: position) {
-                    printOutput(summary(record.event))
+                    context.streams.print(summary(record.event))
                     position = max(position, record.position)
                 }
             }
         }
     }
 
-    struct Show: AsyncParsableCommand {
+    struct Show: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "Show one session and its events (ID or a unique prefix).")
 
         @Argument(help: ArgumentHelp("Session id or prefix (the whole id with --remote).", valueName: "id"))
@@ -103,9 +102,9 @@ struct AuditCommand: ParsableCommand {
         @Flag(name: .long, help: "Read the audit backend (KONTEXT_AUDIT_URL) instead of the local store.")
         var remote = false
 
-        func run() async throws {
+        func run(context: CommandContext) async throws {
             if remote {
-                let settings = try Configuration.settings(environment: currentEnvironment())
+                let settings = try context.settings()
                 var after = 0
                 var shown = 0
                 while true {
@@ -114,20 +113,20 @@ struct AuditCommand: ParsableCommand {
                     let page = answer["events"]?.arrayValue ?? []
                     for item in page {
                         guard let event = try? AuditEvent(jsonText: item.serialized) else { continue }
-                        printOutput(summary(event))
+                        context.streams.print(summary(event))
                         after = max(after, event.seq)
                         shown += 1
                     }
                     if page.count < 1000 { break }
                 }
-                if shown == 0 { printError("kontext: the audit backend has no events for session \(id)") }
+                if shown == 0 { context.streams.printError("kontext: the audit backend has no events for session \(id)") }
                 return
             }
-            let store = try AuditCommand.openStore()
+            let store = try AuditCommand.openStore(context)
             let session = try store.resolveSession(id)
             // Recorded text (the agent's, the project's) is shown, never acted on by the terminal.
             func shown(_ text: String?) -> String { text.map { sanitized($0, limit: 4096) } ?? "-" }
-            printOutput("""
+            context.streams.print("""
                 session  \(shown(session.id))
                 agent    \(shown(session.agent))
                 actor    \(shown(session.actor.sub))\(session.actor.email.map { " <\(shown($0))>" } ?? "")
@@ -136,29 +135,27 @@ struct AuditCommand: ParsableCommand {
                 started  \(session.startedAt)
                 ended    \(session.endedAt ?? "still running")\(session.exitCode.map { " (exit \($0))" } ?? "")
                 """)
-            for event in try store.events(sessionID: session.id) { printOutput(summary(event)) }
+            for event in try store.events(sessionID: session.id) { context.streams.print(summary(event)) }
         }
     }
 
-    struct Export: ParsableCommand {
+    struct Export: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "Print every event as JSON lines or CSV.")
 
         @Option(name: .long, help: ArgumentHelp("jsonl or csv.", valueName: "format"))
-        var format: String = "jsonl"
+        var format = Choice(AuditExport.Format.jsonl)
 
         @Option(name: .long, help: ArgumentHelp("Only this session (id or prefix).", valueName: "id"))
         var session: String?
 
-        func run() throws {
-            guard let chosen = AuditExport.Format(rawValue: format) else {
-                throw KontextError.usage("--format \(format): unknown format", hint: "use jsonl or csv")
-            }
-            let store = try AuditCommand.openStore()
+        func run(context: CommandContext) async throws {
+            let chosen = try format.value(of: "--format")
+            let store = try AuditCommand.openStore(context)
             if let session {
                 let id = try store.resolveSession(session).id
-                try AuditExport.write(events: try store.events(sessionID: id), format: chosen, to: 1)
+                try AuditExport.write(events: try store.events(sessionID: id), format: chosen, to: context.streams.output)
             } else {
-                try AuditExport.write(store: store, format: chosen, to: 1)
+                try AuditExport.write(store: store, format: chosen, to: context.streams.output)
             }
         }
     }

@@ -23,8 +23,8 @@ import KontextCore
 
 extension BrokerLocation {
     /// Runs `body` with the vault open, and closes the database whatever happens.
-    func withAdmin<T>(_ body: (BrokerAdmin) async throws -> T) async throws -> T {
-        let admin = try await BrokerAdmin.open(configPath: config, database: database, environment: currentEnvironment())
+    func withAdmin<T>(_ context: CommandContext, _ body: (BrokerAdmin) async throws -> T) async throws -> T {
+        let admin = try await BrokerAdmin.open(configPath: config, database: database, environment: context.environment)
         do {
             let result = try await body(admin)
             await admin.close()

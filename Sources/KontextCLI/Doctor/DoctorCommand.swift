@@ -11,7 +11,7 @@ import KontextOIDC
 import KontextRun
 import KontextWorkload
 
-struct DoctorCommand: AsyncParsableCommand, Diagnosable {
+struct DoctorCommand: KontextCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Check configuration, issuer, keyring, audit store, policy and agent; say what to fix.",
@@ -26,17 +26,17 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
             completion: .file())
     var envFile: String?
 
-    func run() async throws {
-        let environment = currentEnvironment()
+    func run(context: CommandContext) async throws {
+        let environment = context.environment
         var report = DoctorReport()
-        let settings: [String: String]
+        let settings: Settings
         do {
-            settings = try Configuration.settings(environment: environment)
+            settings = try context.settings()
             let path = Configuration.path(environment: environment)
             report.pass("config", readFile(path, limit: 1 << 20) == nil ? "no \(path) (defaults and environment)" : path)
         } catch let error as KontextError {
             report.fail("config", error.message, fix: error.hint)
-            settings = environment
+            settings = Settings(environment: environment)
         }
 
         switch Mode.detect(settings) {
@@ -52,9 +52,9 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
         case .remote(let issuer):
             let oidc = OIDCSettings(settings: settings)!
             do {
-                let metadata = try await IssuerMetadata.discover(issuer: issuer, http: oidc.http, allowHTTP: oidc.allowHTTP)
+                let metadata = try await IssuerMetadata.discover(issuer: issuer, http: context.httpClient(settings), allowHTTP: oidc.allowHTTP)
                 report.pass("issuer", "\(issuer) publishes its metadata (token endpoint \(metadata.tokenEndpoint))")
-                if let login = try Authenticator(settings: oidc, store: CredentialStores.fromEnvironment(settings)).load() {
+                if let login = try Authenticator(settings: oidc, store: context.credentialStore(settings)).load() {
                     report.pass("login", "logged in as \(login.subject)\(login.refreshToken == nil ? " (no refresh token: the login ends with its access token)" : "")")
                 } else {
                     report.fail("login", "not logged in to \(issuer)", fix: "run `kontext login`")
@@ -65,16 +65,16 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
         }
 
         do {
-            let store = try CredentialStores.fromEnvironment(settings)
+            let store = try context.credentialStore(settings)
             let count = try store.keys(kind: .provider).count
-            report.pass("keyring", "\(settings["KONTEXT_KEYRING"] ?? "secret-service") reachable, \(count) provider credential\(count == 1 ? "" : "s")")
+            report.pass("keyring", "\(settings.keyring ?? "secret-service") reachable, \(count) provider credential\(count == 1 ? "" : "s")")
         } catch let error as KontextError {
             report.fail("keyring", error.message, fix: error.hint)
         }
 
         do {
             // Looking must not create the store.
-            let path = AuditStore.defaultPath(environment: settings)
+            let path = AuditStore.defaultPath(environment: environment)
             if AuditStore.exists(path: path) {
                 report.pass("audit", "\(path): \(try AuditStore(path: path).eventCount()) events")
             } else {
@@ -85,7 +85,7 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
         }
 
         do {
-            let paths = try Policy.locate(environment: settings, projectDirectory: currentWorkingDirectory())
+            let paths = try Policy.locate(settings: settings, projectDirectory: currentWorkingDirectory())
             var layers: [String] = []
             for (kind, path) in [("user", paths.user), ("project", paths.project)] {
                 guard let path else { continue }
@@ -93,7 +93,7 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
                 layers.append("\(kind) \(path): \(policy.ruleCount) rule\(policy.ruleCount == 1 ? "" : "s")")
             }
             report.pass("policy", layers.isEmpty ? "no policy file: built-in guards only" : layers.joined(separator: "; "))
-            _ = try PolicyMode(environment: settings)
+            _ = try PolicyMode(settings: settings)
         } catch let error as KontextError {
             report.fail("policy", error.message, fix: error.hint)
         }
@@ -101,7 +101,7 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
         do {
             let project = try Project.load(directory: currentWorkingDirectory(), envFilePath: envFile)
             if let file = project.envFile?.content {
-                let untrusted = try project.untrustedFiles(in: TrustStore(environment: settings))
+                let untrusted = try project.untrustedFiles(in: TrustStore(environment: environment))
                 report.pass("env file", "\(file.path): \(file.variables.count) variables, \(file.placeholders.count) placeholders"
                             + (untrusted.isEmpty ? ", trusted" : "; not trusted yet (run `\(project.trustCommand)` after reviewing it)"))
             } else {
@@ -123,7 +123,7 @@ struct DoctorCommand: AsyncParsableCommand, Diagnosable {
             report.fail("agent", "no adapter for '\(agent)'", fix: "supported: claude")
         }
 
-        printOutput(report.text)
+        context.streams.print(report.text)
         if report.failed { throw ExitCode(ExitStatus.usage.rawValue) }
     }
 }

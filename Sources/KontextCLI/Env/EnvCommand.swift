@@ -3,7 +3,7 @@ import KontextConsent
 import KontextCore
 import KontextRun
 
-struct EnvCommand: AsyncParsableCommand, Diagnosable {
+struct EnvCommand: KontextCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "env",
         abstract: "List the env file's variables, their placeholders and whether each resolves.",
@@ -19,15 +19,15 @@ struct EnvCommand: AsyncParsableCommand, Diagnosable {
             completion: .file())
     var envFile: String?
 
-    func run() async throws {
-        try ProjectConsent.refuseInsideSession(currentEnvironment(), command: "env")
-        let settings = try identity.settings()
+    func run(context: CommandContext) async throws {
+        try ProjectConsent.refuseInsideSession(context.environment, command: "env")
+        let settings = try identity.settings(context)
         let project = try Project.load(directory: currentWorkingDirectory(), envFilePath: envFile)
         guard let file = project.envFile?.content else {
             throw KontextError.usage("no .env.kontext here", hint: "create one, or name another with --env-file")
         }
         try ProjectConsent.require(project, settings: settings)
-        let resolution = try await resolveCredentials(file, environment: settings, allowPartial: true)
+        let resolution = try await resolveCredentials(file, settings: settings, allowPartial: true)
         let failed = Dictionary(resolution.failures.map { ($0.placeholder, $0.reason) }, uniquingKeysWith: { a, _ in a })
         var rows: [[String]] = [["VARIABLE", "PLACEHOLDERS", "STATUS"]]
         for variable in file.variables {
@@ -42,7 +42,7 @@ struct EnvCommand: AsyncParsableCommand, Diagnosable {
             }
             rows.append([variable.key, placeholders.isEmpty ? "-" : placeholders.map(\.description).joined(separator: " "), status])
         }
-        printOutput(formatTable(rows))
+        context.streams.print(formatTable(rows))
         if !resolution.failures.isEmpty { throw ExitCode(ExitStatus.credentialResolution.rawValue) }
     }
 }

@@ -1,11 +1,7 @@
 import ArgumentParser
 import KontextHookWire
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-struct HookCommand: ParsableCommand {
+struct HookCommand: KontextCommand {
     static let configuration = CommandConfiguration(
         commandName: "hook",
         abstract: "Called by agent hooks, not people: checks and records one hook event.",
@@ -24,10 +20,10 @@ struct HookCommand: ParsableCommand {
             completion: .list(supportedHookAgents))
     var agent: String
 
-    func run() throws {
+    func run(context: CommandContext) async throws {
         // The same client the `kontext` front runs; reached here only when kontext-cli is
         // called directly.
-        let code = HookClient.run(arguments: [event, "--agent", agent]) { getenv($0).map { String(cString: $0) } }
+        let code = HookClient.run(arguments: [event, "--agent", agent]) { context.environment[$0] }
         throw ExitCode(code)
     }
 }

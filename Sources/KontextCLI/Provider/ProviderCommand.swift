@@ -2,7 +2,6 @@ import ArgumentParser
 import KontextCore
 import KontextEnvFile
 import KontextKeyring
-import KontextRun
 
 struct ProviderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,49 +9,49 @@ struct ProviderCommand: ParsableCommand {
         abstract: "Manage local mode's provider credentials in the OS keyring.",
         subcommands: [Add.self, List.self, Remove.self])
 
-    struct Add: ParsableCommand {
+    struct Add: KontextCommand {
         static let configuration = CommandConfiguration(
             abstract: "Store a credential; the secret is read from stdin or a no-echo prompt.")
 
         @Argument(help: ArgumentHelp("SERVICE or SERVICE/RESOURCE.", valueName: "service"))
         var service: String
 
-        func run() throws {
+        func run(context: CommandContext) async throws {
             let placeholder = try validated(service)
-            let store = try CredentialStores.fromEnvironment(Configuration.settings(environment: currentEnvironment()))
+            let store = try context.credentialStore(context.settings())
             let secret = try readSecret(prompt: "Secret for \(placeholder.target): ")
             try store.store(secret, kind: .provider, key: placeholder.target, label: "kontext: \(placeholder.target)")
-            printError("kontext: stored the credential for \(placeholder.target); use it as \(placeholder) in .env.kontext")
+            context.streams.printError("kontext: stored the credential for \(placeholder.target); use it as \(placeholder) in .env.kontext")
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "List stored credentials by name (never their values).")
 
-        func run() throws {
-            let store = try CredentialStores.fromEnvironment(Configuration.settings(environment: currentEnvironment()))
+        func run(context: CommandContext) async throws {
+            let store = try context.credentialStore(context.settings())
             let keys = try store.keys(kind: .provider)
             if keys.isEmpty {
-                printError("kontext: no credentials stored; add one with `kontext provider add SERVICE`")
+                context.streams.printError("kontext: no credentials stored; add one with `kontext provider add SERVICE`")
             } else {
-                printOutput(keys.joined(separator: "\n"))
+                context.streams.print(keys.joined(separator: "\n"))
             }
         }
     }
 
-    struct Remove: ParsableCommand {
+    struct Remove: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a stored credential.")
 
         @Argument(help: ArgumentHelp("SERVICE or SERVICE/RESOURCE.", valueName: "service"))
         var service: String
 
-        func run() throws {
+        func run(context: CommandContext) async throws {
             let placeholder = try validated(service)
-            let store = try CredentialStores.fromEnvironment(Configuration.settings(environment: currentEnvironment()))
+            let store = try context.credentialStore(context.settings())
             guard try store.remove(kind: .provider, key: placeholder.target) else {
                 throw KontextError.usage("no credential named \(placeholder.target)", hint: "`kontext provider list` shows what is stored")
             }
-            printError("kontext: removed the credential for \(placeholder.target)")
+            context.streams.printError("kontext: removed the credential for \(placeholder.target)")
         }
     }
 }

@@ -5,7 +5,7 @@ import KontextEnvFile
 import KontextProcess
 import KontextRun
 
-struct RunCommand: AsyncParsableCommand, Diagnosable {
+struct RunCommand: KontextCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a command with the env file's credentials in its environment.",
@@ -24,18 +24,18 @@ struct RunCommand: AsyncParsableCommand, Diagnosable {
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "cmd"))
     var command: [String] = []
 
-    func run() async throws {
+    func run(context: CommandContext) async throws {
         guard let name = command.first else {
             throw KontextError.usage("no command given", hint: "kontext run [--env-file F] -- CMD ARGS…")
         }
-        let environment = currentEnvironment()
+        let environment = context.environment
         try ProjectConsent.refuseInsideSession(environment, command: "run")
         ProcessHardening.protectMemory()
-        let settings = try identity.settings()
-        let project = try credentials.loadProject()
+        let settings = try identity.settings(context)
+        let project = try credentials.loadProject(context)
         let program = try locateProgram(name, environment: environment)
         try ProjectConsent.require(project, settings: settings)
-        let resolution = try await resolveCredentials(project.envFile?.content, environment: settings,
+        let resolution = try await resolveCredentials(project.envFile?.content, settings: settings,
                                                       allowPartial: credentials.allowPartial)
         let child = ChildProcess(executable: program, arguments: Array(command.dropFirst()),
                                  environment: childEnvironment(base: environment, removing: OwnSecrets.variables(settings: settings, platform: false),
@@ -55,10 +55,10 @@ struct CredentialOptions: ParsableArguments {
 
     /// The env file (if any) and project policy. `run` says when there is no env file, since
     /// injecting is its whole job; `start` without one is a normal audited session.
-    func loadProject(noticeIfMissing: Bool = true, userPolicyPath: String? = nil) throws -> Project {
+    func loadProject(_ context: CommandContext, noticeIfMissing: Bool = true, userPolicyPath: String? = nil) throws -> Project {
         let project = try Project.load(directory: currentWorkingDirectory(), envFilePath: envFile, userPolicyPath: userPolicyPath)
         if project.envFile == nil && noticeIfMissing {
-            printError("kontext: no .env.kontext here; running without injected credentials")
+            context.streams.printError("kontext: no .env.kontext here; running without injected credentials")
         }
         return project
     }

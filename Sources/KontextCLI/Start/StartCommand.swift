@@ -4,7 +4,7 @@ import KontextPolicy
 import KontextProcess
 import KontextRun
 
-struct StartCommand: AsyncParsableCommand, Diagnosable {
+struct StartCommand: KontextCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "start",
         abstract: "Launch an AI coding agent with credentials injected and every hook checked and audited.",
@@ -27,7 +27,7 @@ struct StartCommand: AsyncParsableCommand, Diagnosable {
     var agentCommand: String?
 
     @Option(name: .long, help: ArgumentHelp("observe (record, never block) or enforce (default: KONTEXT_MODE, else observe).", valueName: "mode"))
-    var mode: String?
+    var mode: Choice<PolicyMode>?
 
     @OptionGroup var credentials: CredentialOptions
 
@@ -40,24 +40,15 @@ struct StartCommand: AsyncParsableCommand, Diagnosable {
         }
     }
 
-    func run() async throws {
-        let chosenMode: PolicyMode?
-        if let mode {
-            guard let parsed = PolicyMode(rawValue: mode) else {
-                throw KontextError.usage("--mode \(mode): unknown mode", hint: "use observe or enforce")
-            }
-            chosenMode = parsed
-        } else {
-            chosenMode = nil
-        }
-        let environment = currentEnvironment()
-        try ProjectConsent.refuseInsideSession(environment, command: "start")
+    func run(context: CommandContext) async throws {
+        let chosenMode = try mode?.value(of: "--mode")
+        try ProjectConsent.refuseInsideSession(context.environment, command: "start")
         ProcessHardening.protectMemory()
-        let settings = try identity.settings()
-        let userPolicy = try Policy.locate(environment: settings, projectDirectory: currentWorkingDirectory()).user
+        let settings = try identity.settings(context)
+        let userPolicy = try Policy.locate(settings: settings, projectDirectory: currentWorkingDirectory()).user
         let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
-                                   project: try credentials.loadProject(noticeIfMissing: false, userPolicyPath: userPolicy),
+                                   project: try credentials.loadProject(context, noticeIfMissing: false, userPolicyPath: userPolicy),
                                    allowPartial: credentials.allowPartial, mode: chosenMode)
-        throw ExitCode(try await AgentSession.run(options, environment: environment, settings: settings))
+        throw ExitCode(try await AgentSession.run(options, settings: settings))
     }
 }

@@ -5,7 +5,7 @@ import KontextCore
 import KontextEnvFile
 import KontextRun
 
-struct TrustCommand: ParsableCommand {
+struct TrustCommand: KontextCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust",
         abstract: "Consent to this project's env file and policy, or list and revoke consents.",
@@ -36,27 +36,26 @@ struct TrustCommand: ParsableCommand {
         if path != nil && !revoke { throw ValidationError("a PATH goes only with --revoke") }
     }
 
-    func run() throws {
-        let environment = currentEnvironment()
-        try ProjectConsent.refuseInsideSession(environment, command: "trust", refusal: "is not available",
+    func run(context: CommandContext) async throws {
+        try ProjectConsent.refuseInsideSession(context.environment, command: "trust", refusal: "is not available",
                                                hint: "review the project and run it yourself, outside the agent")
-        let store = TrustStore(environment: try Configuration.settings(environment: environment))
-        if list { return try printList(store) }
-        if revoke { return try revokeConsent(store) }
+        let store = TrustStore(environment: try context.settings().environment)
+        if list { return try printList(store, context.streams) }
+        if revoke { return try revokeConsent(store, context.streams) }
 
         let project = try Project.load(directory: currentWorkingDirectory(), envFilePath: envFile)
         guard !project.files.isEmpty else {
             throw KontextError.usage("nothing to trust here: no \(Project.defaultEnvFile) and no \(Project.policyFile)",
                                      hint: "run it in the project's directory, or name the env file with --env-file")
         }
-        printOutput(project.summary.joined(separator: "\n"))
+        context.streams.print(project.summary.joined(separator: "\n"))
         try store.trust(project.files)
-        printError("kontext: trusted \(project.files.count == 1 ? "this file" : "these \(project.files.count) files") in their current content; `kontext trust --revoke` takes it back")
+        context.streams.printError("kontext: trusted \(project.files.count == 1 ? "this file" : "these \(project.files.count) files") in their current content; `kontext trust --revoke` takes it back")
     }
 
-    private func printList(_ store: TrustStore) throws {
+    private func printList(_ store: TrustStore, _ streams: OutputStreams) throws {
         let records = try store.records()
-        guard !records.isEmpty else { return printError("kontext: no project is trusted yet") }
+        guard !records.isEmpty else { return streams.printError("kontext: no project is trusted yet") }
         var rows: [[String]] = [["TRUSTED", "STATE", "PATH"]]
         for record in records {
             let state: String
@@ -67,10 +66,10 @@ struct TrustCommand: ParsableCommand {
             }
             rows.append([AuditTime.format(epochSeconds: Double(record.trustedAt)), state, sanitized(record.path, limit: 4096)])
         }
-        printOutput(formatTable(rows))
+        streams.print(formatTable(rows))
     }
 
-    private func revokeConsent(_ store: TrustStore) throws {
+    private func revokeConsent(_ store: TrustStore, _ streams: OutputStreams) throws {
         let targets: Set<String>
         if let path {
             let absolute = realPath(path) ?? (path.hasPrefix("/") ? path : currentWorkingDirectory() + "/" + path)
@@ -85,7 +84,7 @@ struct TrustCommand: ParsableCommand {
             })
         }
         let removed = try store.revoke(paths: targets)
-        printError(removed == 0 ? "kontext: nothing was trusted there"
+        streams.printError(removed == 0 ? "kontext: nothing was trusted there"
                    : "kontext: no longer trusted: \(targets.sorted().map { sanitized($0, limit: 4096) }.joined(separator: ", "))")
     }
 }

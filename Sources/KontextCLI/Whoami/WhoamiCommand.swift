@@ -6,30 +6,30 @@ import KontextOIDC
 import KontextRun
 import KontextWorkload
 
-struct WhoamiCommand: AsyncParsableCommand, Diagnosable {
+struct WhoamiCommand: KontextCommand, Diagnosable {
     static let configuration = CommandConfiguration(
         commandName: "whoami",
         abstract: "Show who kontext acts as: subject, email, issuer and expiry (never a token).")
     @OptionGroup var diagnostics: DiagnosticOptions
     @OptionGroup var identity: IdentityOptions
 
-    func run() async throws {
-        let settings = try identity.settings()
+    func run(context: CommandContext) async throws {
+        let settings = try identity.settings(context)
         if let workload = try await WorkloadIdentity.fetch(settings: settings) {
             // The claims are who the job is; the token itself is never shown.
             var lines = ["mode:     ci", "platform: \(workload.platform.rawValue)", "claims:"]
             for (name, value) in workload.claims {
                 lines.append("  \(sanitized(name)): \(sanitized(value.stringValue ?? value.serialized))")
             }
-            printOutput(lines.joined(separator: "\n"))
+            context.streams.print(lines.joined(separator: "\n"))
             return
         }
         guard let oidc = OIDCSettings(settings: settings) else {
             let local = try await RunIdentity.establish(settings: settings)
-            printOutput("mode:    local (no issuer configured)\nsubject: \(local.actor.sub ?? "?")")
+            context.streams.print("mode:    local (no issuer configured)\nsubject: \(local.actor.sub ?? "?")")
             return
         }
-        let authenticator = Authenticator(settings: oidc, store: try CredentialStores.fromEnvironment(settings))
+        let authenticator = Authenticator(settings: oidc, store: try context.credentialStore(settings))
         // Refreshed if needed, so the expiry shown is one the next command will use.
         let login = try await LoginSession.open(authenticator).login
         // The claims are the issuer's text: shown, never acted on by the terminal.
@@ -46,6 +46,6 @@ struct WhoamiCommand: AsyncParsableCommand, Diagnosable {
         } else {
             lines.append("expires: not stated by the issuer")
         }
-        printOutput(lines.joined(separator: "\n"))
+        context.streams.print(lines.joined(separator: "\n"))
     }
 }

@@ -19,7 +19,7 @@ struct BrokerProviderCommand: AsyncParsableCommand {
         var name: String { principal ?? "" }
     }
 
-    struct Add: AsyncParsableCommand {
+    struct Add: KontextCommand {
         static let configuration = CommandConfiguration(
             abstract: "Store a credential; the secret (or with --oauth the refresh token) is read from stdin or a no-echo prompt.")
 
@@ -32,26 +32,26 @@ struct BrokerProviderCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("SERVICE or SERVICE/RESOURCE.", valueName: "service"))
         var service: String
 
-        func run() async throws {
+        func run(context: CommandContext) async throws {
             let placeholder = try validated(service)
             let secret = try readSecret(prompt: oauth ? "Refresh token for \(placeholder.target): " : "Secret for \(placeholder.target): ")
-            try await location.withAdmin { admin in
+            try await location.withAdmin(context) { admin in
                 try await admin.add(target: placeholder.target, owner: owner.name, kind: oauth ? .oauth : .staticKey, secret: secret)
-                printError("kontext: stored the \(oauth ? "OAuth connection" : "credential") for \(placeholder.target) (\(owner.principal ?? "organisation")), sealed with vault key '\(admin.cipher.currentKeyID)'")
+                context.streams.printError("kontext: stored the \(oauth ? "OAuth connection" : "credential") for \(placeholder.target) (\(owner.principal ?? "organisation")), sealed with vault key '\(admin.cipher.currentKeyID)'")
             }
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "List stored credentials (never their values).")
 
         @OptionGroup var location: BrokerLocation
 
-        func run() async throws {
-            try await location.withAdmin { admin in
+        func run(context: CommandContext) async throws {
+            try await location.withAdmin(context) { admin in
                 let rows = try await admin.list()
                 if rows.isEmpty {
-                    printError("kontext: the vault is empty; add a credential with `kontext broker provider add SERVICE`")
+                    context.streams.printError("kontext: the vault is empty; add a credential with `kontext broker provider add SERVICE`")
                     return
                 }
                 var lines = ["TARGET\tOWNER\tKIND\tKEY\tSTATE\tUPDATED"]
@@ -59,12 +59,12 @@ struct BrokerProviderCommand: AsyncParsableCommand {
                     lines.append([row.target, row.owner.isEmpty ? "(organisation)" : row.owner, row.kind.rawValue, row.sealed.keyID,
                                   row.connected ? "ok" : "not-connected", row.updatedAt].joined(separator: "\t"))
                 }
-                printOutput(lines.joined(separator: "\n"))
+                context.streams.print(lines.joined(separator: "\n"))
             }
         }
     }
 
-    struct Remove: AsyncParsableCommand {
+    struct Remove: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a stored credential.")
 
         @OptionGroup var location: BrokerLocation
@@ -73,28 +73,28 @@ struct BrokerProviderCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("SERVICE or SERVICE/RESOURCE.", valueName: "service"))
         var service: String
 
-        func run() async throws {
+        func run(context: CommandContext) async throws {
             let placeholder = try validated(service)
-            try await location.withAdmin { admin in
+            try await location.withAdmin(context) { admin in
                 guard try await admin.remove(target: placeholder.target, owner: owner.name) else {
                     throw KontextError.usage("no credential named \(placeholder.target) for \(owner.principal ?? "the organisation")",
                                              hint: "`kontext broker provider list` shows what is stored")
                 }
-                printError("kontext: removed the credential for \(placeholder.target)")
+                context.streams.printError("kontext: removed the credential for \(placeholder.target)")
             }
         }
     }
 
-    struct Rekey: AsyncParsableCommand {
+    struct Rekey: KontextCommand {
         static let configuration = CommandConfiguration(
             abstract: "Reseal every credential with the current (first) vault key, so older keys can be retired.")
 
         @OptionGroup var location: BrokerLocation
 
-        func run() async throws {
-            try await location.withAdmin { admin in
+        func run(context: CommandContext) async throws {
+            try await location.withAdmin(context) { admin in
                 let changed = try await admin.rekey()
-                printError("kontext: resealed \(changed) credential(s) with vault key '\(admin.cipher.currentKeyID)'")
+                context.streams.printError("kontext: resealed \(changed) credential(s) with vault key '\(admin.cipher.currentKeyID)'")
             }
         }
     }

@@ -3,7 +3,7 @@ import KontextBrokerService
 import KontextCore
 import Logging
 
-struct BrokerServeCommand: AsyncParsableCommand {
+struct BrokerServeCommand: KontextCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the token exchange endpoint and the audit API until SIGTERM or SIGINT.",
@@ -21,18 +21,16 @@ struct BrokerServeCommand: AsyncParsableCommand {
     var listen: String?
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
-    var logLevel: String = "info"
+    var logLevel = Choice(Logger.Level.info)
 
-    func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw KontextError.usage("--log-level '\(logLevel)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+    func run(context: CommandContext) async throws {
+        let level = try logLevel.value(of: "--log-level")
         LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
         let logger = Logger(label: "kontext.broker")
         let options = BrokerServeOptions(configPath: location.config, listen: listen, database: location.database, logLevel: level)
-        let broker = try await BrokerServe.start(options: options, environment: currentEnvironment(), logger: logger,
+        let broker = try await BrokerServe.start(options: options, environment: context.environment, logger: logger,
                                                  signals: [.sigterm, .sigint])
-        printOutput("kontext broker: listening on \(broker.baseURL)")
+        context.streams.print("kontext broker: listening on \(broker.baseURL)")
         try await broker.wait()
         logger.info("broker stopped")
     }

@@ -1,0 +1,108 @@
+/// SPEC section 3's settings, read once per process: each `KONTEXT_*` setting is named and
+/// read here and nowhere else, and the modules below the commands take this value, not the
+/// environment. Precedence: a command's flag (the command sets it on this value) > the
+/// environment > config.toml > the built-in default (applied where the setting is used).
+public struct Settings: Sendable {
+    /// A setting's environment variable and, when config.toml may hold it, its key there:
+    /// the variable's name without `KONTEXT_`, in lower case.
+    public struct Name: Sendable, CustomStringConvertible {
+        public let variable: String
+        public let configKey: String?
+
+        public var description: String { variable }
+    }
+
+    /// The process environment: what children inherit, and the variables that are not
+    /// kontext's own (`HOME`, `XDG_*`, `PATH`, the CI platforms').
+    public var environment: [String: String]
+    public var issuerURL: String?
+    public var clientID: String?
+    /// From the environment only: a secret does not belong in a file.
+    public var clientSecret: String?
+    /// Where exchanges go when not the issuer's token endpoint.
+    public var tokenEndpoint: String?
+    public var scopes: String?
+    public var redirectURI: String?
+    public var auditURL: String?
+    /// `observe` or `enforce` as written: `PolicyMode(settings:)` checks it where a session
+    /// needs a mode, so a typo fails the session and nothing else.
+    public var mode: String?
+    public var policy: String?
+    /// `secret-service` or `file` as written, checked where a store is opened.
+    public var keyring: String?
+    public var caBundle: String?
+    public var debug: Bool
+    public var audience: String?
+    public var idTokenFile: String?
+    /// From the environment only, like every token.
+    public var idToken: String?
+    /// The name of the variable holding a GitLab job's ID token.
+    public var idTokenVariable: String?
+    /// Plain HTTP to hosts that are not loopback is allowed.
+    public var allowHTTP: Bool
+
+    /// `file` is config.toml's values by key; a variable set in the environment, even to the
+    /// empty string, wins over it. Empty values count as unset.
+    public init(environment: [String: String], file: [String: String] = [:]) {
+        self.environment = environment
+        func value(_ name: Name) -> String? {
+            let text = environment[name.variable] ?? name.configKey.flatMap { file[$0] }
+            return text?.isEmpty == false ? text : nil
+        }
+        issuerURL = value(.issuerURL)
+        clientID = value(.clientID)
+        clientSecret = value(.clientSecret)
+        tokenEndpoint = value(.tokenEndpoint)
+        scopes = value(.scopes)
+        redirectURI = value(.redirectURI)
+        auditURL = value(.auditURL)
+        mode = value(.mode)
+        policy = value(.policy)
+        keyring = value(.keyring)
+        caBundle = value(.caBundle)
+        debug = value(.debug).map { $0 == "1" || $0 == "true" } ?? false
+        audience = value(.audience)
+        idTokenFile = value(.idTokenFile)
+        idToken = value(.idToken)
+        idTokenVariable = value(.idTokenVariable)
+        allowHTTP = value(.allowHTTP).map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+    }
+
+    /// Before anything is sent: the servers that get tokens or audit events are reached over
+    /// TLS unless they are this machine or the user opted in (SPEC section 10).
+    public func checkTransport() throws(KontextError) {
+        for (name, url) in [(Name.issuerURL, issuerURL), (.tokenEndpoint, tokenEndpoint), (.auditURL, auditURL)] {
+            if let url { try Transport.check(url, name: name.variable, allowHTTP: allowHTTP) }
+        }
+    }
+}
+
+extension Settings.Name {
+    public static let issuerURL = Self(variable: "KONTEXT_ISSUER_URL", configKey: "issuer_url")
+    public static let clientID = Self(variable: "KONTEXT_CLIENT_ID", configKey: "client_id")
+    public static let clientSecret = Self(variable: "KONTEXT_CLIENT_SECRET", configKey: nil)
+    public static let tokenEndpoint = Self(variable: "KONTEXT_TOKEN_ENDPOINT", configKey: "token_endpoint")
+    public static let scopes = Self(variable: "KONTEXT_SCOPES", configKey: "scopes")
+    public static let redirectURI = Self(variable: "KONTEXT_REDIRECT_URI", configKey: "redirect_uri")
+    public static let auditURL = Self(variable: "KONTEXT_AUDIT_URL", configKey: "audit_url")
+    public static let mode = Self(variable: SessionVariable.mode, configKey: "mode")
+    public static let policy = Self(variable: "KONTEXT_POLICY", configKey: "policy")
+    public static let keyring = Self(variable: "KONTEXT_KEYRING", configKey: "keyring")
+    public static let caBundle = Self(variable: "KONTEXT_CA_BUNDLE", configKey: "ca_bundle")
+    public static let debug = Self(variable: "KONTEXT_DEBUG", configKey: "debug")
+    public static let audience = Self(variable: "KONTEXT_AUDIENCE", configKey: "audience")
+    public static let idTokenFile = Self(variable: "KONTEXT_ID_TOKEN_FILE", configKey: "id_token_file")
+    public static let idToken = Self(variable: "KONTEXT_ID_TOKEN", configKey: nil)
+    public static let idTokenVariable = Self(variable: "KONTEXT_ID_TOKEN_VARIABLE", configKey: "id_token_variable")
+    public static let allowHTTP = Self(variable: "KONTEXT_ALLOW_HTTP", configKey: "allow_http")
+
+    public static let all: [Self] = [
+        .issuerURL, .clientID, .clientSecret, .tokenEndpoint, .scopes, .redirectURI, .auditURL, .mode, .policy,
+        .keyring, .caBundle, .debug, .audience, .idTokenFile, .idToken, .idTokenVariable, .allowHTTP,
+    ]
+
+    /// The setting config.toml's `key` sets, or nil for a key it may not hold.
+    public static func configured(by key: String) -> Self? {
+        all.first { $0.configKey == key }
+    }
+}

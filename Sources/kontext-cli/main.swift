@@ -1,0 +1,3 @@
+import KontextCLI
+
+await Kontext.main()
