@@ -205,6 +205,7 @@ _kontext_start() {
         return
         ;;
     '--mode')
+        __kontext_add_completions -W 'observe'$'\n''enforce'
         return
         ;;
     '--env-file')
@@ -435,6 +436,7 @@ _kontext_audit_export() {
     # Offer option value completions
     case "${prev}" in
     '--format')
+        __kontext_add_completions -W 'jsonl'$'\n''csv'
         return
         ;;
     '--session')
@@ -528,6 +530,7 @@ _kontext_broker_serve() {
         return
         ;;
     '--log-level')
+        __kontext_add_completions -W 'trace'$'\n''debug'$'\n''info'$'\n''notice'$'\n''warning'$'\n''error'$'\n''critical'
         return
         ;;
     esac

@@ -154,7 +154,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" id-token-file' -l 'id-token-file' -d 'A file holding this CI job\'s OIDC token (e.g. a Kubernetes projected service-account token): CI mode.' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent' -l 'agent' -d 'The agent: claude.' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent-command' -l 'agent-command' -d 'Launch this executable instead (its hooks are its own business).' -rF
-complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" mode' -l 'mode' -d 'observe (record, never block) or enforce (default: KONTEXT_MODE, else observe).' -rfka ''
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" mode' -l 'mode' -d 'observe records and never blocks, enforce applies the policy (default: KONTEXT_MODE, else observe).' -rfka 'observe enforce'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" allow-partial' -l 'allow-partial' -d 'Launch even if some placeholders cannot be resolved (their variables are left unset).'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" version' -l 'version' -d 'Show the version.'
@@ -215,7 +215,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit show" remote' -l 'remote' -d 'Read the audit backend (KONTEXT_AUDIT_URL) instead of the local store.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit show" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit show" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" format' -l 'format' -d 'jsonl or csv.' -rfka ''
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" format' -l 'format' -d 'JSON lines or CSV.' -rfka 'jsonl csv'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" session' -l 'session' -d 'Only this session (id or prefix).' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext audit export" h help' -s 'h' -l 'help' -d 'Show help information.'
@@ -237,7 +237,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kon
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker serve" config' -l 'config' -d 'The broker configuration (see README, Broker).' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker serve" db' -l 'db' -d 'sqlite:PATH or postgres://USER@HOST[:PORT]/DB[?sslmode=…] (default: KONTEXT_BROKER_DB, then db in broker.toml). Put a password in PGPASSWORD, not here.' -rfka ''
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker serve" listen' -l 'listen' -d 'Address to listen on (default: listen in broker.toml, else 127.0.0.1:8080); port 0 picks a free one.' -rfka ''
-complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker serve" log-level' -l 'log-level' -d 'trace, debug, info, notice, warning, error or critical.' -rfka ''
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker serve" log-level' -l 'log-level' -d 'The least severe level logged.' -rfka 'trace debug info notice warning error critical'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker serve" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker serve" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext broker provider" version' -l 'version' -d 'Show the version.'

@@ -3,7 +3,7 @@ import KontextRun
 import KontextCore
 import KontextEnvFile
 
-/// The `kontext-cli` command line; `main` in Sources/kontext-cli runs it.
+/// The `kontext-cli` command line; Sources/kontext-cli runs it with `runCommandLine()`.
 public struct Kontext: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "kontext",
@@ -23,7 +23,7 @@ public struct Kontext: AsyncParsableCommand {
 
     /// Runs the command the arguments name with this process's context, and maps every
     /// failure to one clear stderr message and SPEC section 8's exit codes.
-    public static func main() async {
+    public static func runCommandLine() async {
         do {
             var command = try parseAsRoot()
             // Audit events an earlier session could not send go out after the next command

@@ -1,3 +1,3 @@
 import KontextCLI
 
-await Kontext.main()
+await Kontext.runCommandLine()

@@ -142,7 +142,7 @@ struct AuditCommand: ParsableCommand {
     struct Export: KontextCommand {
         static let configuration = CommandConfiguration(abstract: "Print every event as JSON lines or CSV.")
 
-        @Option(name: .long, help: ArgumentHelp("jsonl or csv.", valueName: "format"))
+        @Option(name: .long, help: ArgumentHelp("JSON lines or CSV.", valueName: "format"))
         var format = Choice(AuditExport.Format.jsonl)
 
         @Option(name: .long, help: ArgumentHelp("Only this session (id or prefix).", valueName: "id"))

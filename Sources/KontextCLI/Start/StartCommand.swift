@@ -26,7 +26,7 @@ struct StartCommand: KontextCommand, Diagnosable {
             completion: .file())
     var agentCommand: String?
 
-    @Option(name: .long, help: ArgumentHelp("observe (record, never block) or enforce (default: KONTEXT_MODE, else observe).", valueName: "mode"))
+    @Option(name: .long, help: ArgumentHelp("observe records and never blocks, enforce applies the policy (default: KONTEXT_MODE, else observe).", valueName: "mode"))
     var mode: Choice<PolicyMode>?
 
     @OptionGroup var credentials: CredentialOptions

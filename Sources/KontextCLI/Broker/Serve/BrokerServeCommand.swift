@@ -20,7 +20,7 @@ struct BrokerServeCommand: KontextCommand {
                                valueName: "host:port"))
     var listen: String?
 
-    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("The least severe level logged.", valueName: "level"))
     var logLevel = Choice(Logger.Level.info)
 
     func run(context: CommandContext) async throws {
