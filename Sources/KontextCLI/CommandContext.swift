@@ -4,9 +4,9 @@ import KontextHTTP
 import KontextKeyring
 import KontextRun
 
-/// What every command works with, built once by `Kontext.main`: the process environment, the
-/// settings of SPEC section 3 as read once, where output goes, and the one way each to get an
-/// HTTP client and a credential store for the settings.
+/// What every command works with, built once by `Kontext.runCommandLine`: the process
+/// environment, the settings of SPEC section 3 as read once, where output goes, and the one
+/// way each to get an HTTP client and a credential store for the settings.
 public struct CommandContext: Sendable {
     public let environment: [String: String]
     public let streams: OutputStreams
@@ -33,13 +33,13 @@ public struct CommandContext: Sendable {
     }
 }
 
-/// A command run with the context `Kontext.main` built.
+/// A command run with the context `Kontext.runCommandLine` built.
 protocol KontextCommand: AsyncParsableCommand {
     func run(context: CommandContext) async throws
 }
 
 extension KontextCommand {
-    /// ArgumentParser's entry point, for a caller other than `Kontext.main`.
+    /// ArgumentParser's entry point, for a caller other than `Kontext.runCommandLine`.
     mutating func run() async throws {
         try await run(context: CommandContext(environment: currentEnvironment()))
     }
