@@ -117,8 +117,9 @@ let package = Package(
         // `kontext` front starts in about a millisecond.
         .target(name: "KontextHookWire", dependencies: ["KontextSystem"]),
         // `kontext`: a small static front that answers `kontext hook …` itself (the hot path,
-        // SPEC section 9) and hands every other command to `kontext-cli` beside it.
-        .executableTarget(name: "kontext", dependencies: ["KontextHookWire"],
+        // SPEC section 9) and hands every other command to `kontext-cli` beside it. It links
+        // the agent adapters (Foundation-free) for their names and their deny answers.
+        .executableTarget(name: "kontext", dependencies: ["KontextHookWire", "KontextAgent"],
                           swiftSettings: [.unsafeFlags(["-Osize"])],
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // Every command, defined once with swift-argument-parser (help, man page, completions).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KontextAgent
 import KontextHookWire
 
 #if canImport(Glibc)
@@ -20,14 +21,14 @@ struct HookCommand: ParsableCommand {
               completion: .list(HookEvent.allCases.map(\.rawValue)))
     var event: String
 
-    @Option(name: .long, help: ArgumentHelp("The agent whose hook format to speak: claude.", valueName: "name"),
-            completion: .list(supportedHookAgents))
+    @Option(name: .long, help: ArgumentHelp("The agent whose hook format to speak: \(AgentAdapters.names.joined(separator: ", ")).", valueName: "name"),
+            completion: .list(AgentAdapters.names))
     var agent: String
 
     func run() throws {
         // The same client the `kontext` front runs; reached here only when kontext-cli is
         // called directly.
-        let code = HookClient.run(arguments: [event, "--agent", agent]) { getenv($0).map { String(cString: $0) } }
+        let code = HookClient.run(arguments: [event, "--agent", agent], agents: AgentAdapters.all) { getenv($0).map { String(cString: $0) } }
         throw ExitCode(code)
     }
 }
