@@ -146,7 +146,7 @@ let package = Package(
         // over a real audit store. No session bus, no built binaries.
         .testTarget(name: "KontextHookPathTests", dependencies: [
             "KontextHookWire", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy", "KontextCore",
-            "KontextTestSupport",
+            "KontextTestSupport", "KontextConsent",
         ]),
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextPattern", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
@@ -166,7 +166,7 @@ let package = Package(
         ], path: "bench/BenchIssuer"),
         .executableTarget(name: "kontext-bench-audit", dependencies: ["KontextAudit", "KontextCore", "KontextSystem"], path: "bench/AuditIngest"),
         // Runs the built `kontext` and `kontext-cli` binaries (swift build --build-tests builds them).
-        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring"]),
+        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring", "KontextAgent"]),
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
         // A loopback identity provider (discovery, JWKS, signing keys) shared by the trust and broker tests.
         .target(name: "KontextTestIssuer", dependencies: [
