@@ -198,6 +198,7 @@ _kontext_start() {
         return
         ;;
     '--agent')
+        __kontext_add_completions -W 'claude'$'\n''codex'
         return
         ;;
     '--agent-command')
@@ -264,7 +265,7 @@ _kontext_hook() {
     # Offer option value completions
     case "${prev}" in
     '--agent')
-        __kontext_add_completions -W 'claude'
+        __kontext_add_completions -W 'claude'$'\n''codex'
         return
         ;;
     esac
@@ -477,6 +478,7 @@ _kontext_doctor() {
     # Offer option value completions
     case "${prev}" in
     '--agent')
+        __kontext_add_completions -W 'claude'$'\n''codex'
         return
         ;;
     '--env-file')

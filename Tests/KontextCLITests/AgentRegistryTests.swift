@@ -35,7 +35,7 @@ import Testing
             try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
         }
         let forms = [
-            ("completions/kontext.bash", "-W '\(names.joined(separator: " "))'"),
+            ("completions/kontext.bash", "-W " + names.map { "'\($0)'" }.joined(separator: "$'\\n'")),
             ("completions/_kontext", "___agent=(\(names.map { "'\($0)'" }.joined(separator: " ")))"),
             ("completions/kontext.fish", "-rfka '\(names.joined(separator: " "))'"),
         ]
