@@ -18,14 +18,7 @@ public func resolveCredentials(_ file: EnvFile?, environment: [String: String], 
     let established: RunIdentity
     if let identity { established = identity } else { established = try await RunIdentity.establish(settings: environment) }
     let source = try await CredentialSource.open(environment: environment, identity: established)
-    let resolution: Resolution
-    do {
-        resolution = try await source.resolve(file)
-    } catch {
-        await source.close()
-        throw error
-    }
-    await source.close()
+    let resolution = try await source.resolve(file)
     Diagnostics.mask(resolution.secrets)
     if !resolution.failures.isEmpty {
         let failure = resolution.failureError(endpoint: source.endpointDescription)
