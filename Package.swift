@@ -117,8 +117,9 @@ let package = Package(
         // `kontext` front starts in about a millisecond.
         .target(name: "KontextHookWire", dependencies: ["KontextSystem"]),
         // `kontext`: a small static front that answers `kontext hook …` itself (the hot path,
-        // SPEC section 9) and hands every other command to `kontext-cli` beside it.
-        .executableTarget(name: "kontext", dependencies: ["KontextHookWire"],
+        // SPEC section 9) and hands every other command to `kontext-cli` beside it. It links
+        // the agent adapters (Foundation-free) for their names and their deny answers.
+        .executableTarget(name: "kontext", dependencies: ["KontextHookWire", "KontextAgent"],
                           swiftSettings: [.unsafeFlags(["-Osize"])],
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // Every command, defined once with swift-argument-parser (help, man page, completions),
@@ -154,7 +155,7 @@ let package = Package(
         // over a real audit store. No session bus, no built binaries.
         .testTarget(name: "KontextHookPathTests", dependencies: [
             "KontextHookWire", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy", "KontextCore",
-            "KontextTestSupport",
+            "KontextTestSupport", "KontextConsent",
         ]),
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextPattern", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
@@ -174,7 +175,7 @@ let package = Package(
         ], path: "bench/BenchIssuer"),
         .executableTarget(name: "kontext-bench-audit", dependencies: ["KontextAudit", "KontextCore", "KontextSystem"], path: "bench/AuditIngest"),
         // Runs the built `kontext` and `kontext-cli` binaries (swift build --build-tests builds them).
-        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring"]),
+        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring", "KontextAgent"]),
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
         // A loopback identity provider (discovery, JWKS, signing keys) shared by the trust and broker tests.
         .target(name: "KontextTestIssuer", dependencies: [

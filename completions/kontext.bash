@@ -198,6 +198,7 @@ _kontext_start() {
         return
         ;;
     '--agent')
+        __kontext_add_completions -W 'claude'$'\n''codex'
         return
         ;;
     '--agent-command')
@@ -265,7 +266,7 @@ _kontext_hook() {
     # Offer option value completions
     case "${prev}" in
     '--agent')
-        __kontext_add_completions -W 'claude'
+        __kontext_add_completions -W 'claude'$'\n''codex'
         return
         ;;
     esac
@@ -479,6 +480,7 @@ _kontext_doctor() {
     # Offer option value completions
     case "${prev}" in
     '--agent')
+        __kontext_add_completions -W 'claude'$'\n''codex'
         return
         ;;
     '--env-file')

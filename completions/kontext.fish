@@ -152,7 +152,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kon
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" id-token-file' -l 'id-token-file' -d 'A file holding this CI job\'s OIDC token (e.g. a Kubernetes projected service-account token): CI mode.' -rF
-complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent' -l 'agent' -d 'The agent: claude.' -rfka ''
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent' -l 'agent' -d 'The agent: claude, codex.' -rfka 'claude codex'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" agent-command' -l 'agent-command' -d 'Launch this executable instead (its hooks are its own business).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" mode' -l 'mode' -d 'observe records and never blocks, enforce applies the policy (default: KONTEXT_MODE, else observe).' -rfka 'observe enforce'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
@@ -171,7 +171,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kontext hook" -eq 1' -fka 'pre-tool post-tool user-prompt session-start session-end stop'
-complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext hook" agent' -l 'agent' -d 'The agent whose hook format to speak: claude.' -rfka 'claude'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext hook" agent' -l 'agent' -d 'The agent whose hook format to speak: claude, codex.' -rfka 'claude codex'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext hook" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext hook" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext login" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
@@ -226,7 +226,7 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_positional "kon
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext trust" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext trust" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
-complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" agent' -l 'agent' -d 'The agent to look for.' -rfka ''
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" agent' -l 'agent' -d 'The agent to look for: claude, codex.' -rfka 'claude codex'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" env-file' -l 'env-file' -d 'The env file to check (default: .env.kontext).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext doctor" h help' -s 'h' -l 'help' -d 'Show help information.'

@@ -7,6 +7,7 @@ public struct ClaudeAdapter: AgentAdapter {
     public let name = "claude"
     public let executableName = "claude"
     public let installHint = "install Claude Code (`npm install -g @anthropic-ai/claude-code`, or `pip install claude-agent-sdk`, which bundles it) or name the binary with --agent-command"
+    public let minimumVersion: [Int]? = nil
 
     public init() {}
 
@@ -73,8 +74,10 @@ public struct ClaudeAdapter: AgentAdapter {
         }
     }
 
-    public func launchArguments(settingsPath: String) -> [String] {
-        ["--settings", settingsPath]
+    public func hookedLaunch(_ hooks: HookWiring, arguments: [String]) -> AgentLaunch {
+        let path = hooks.directory + "/claude-settings.json"
+        let settings = settings(command: hooks.command, environment: hooks.environment, failClosed: hooks.failClosed)
+        return AgentLaunch(arguments: ["--settings", path] + arguments, files: [(path, settings.serialized + "\n")])
     }
 
     /// Claude Code merges settings layers, and the `--settings` file outranks the project's

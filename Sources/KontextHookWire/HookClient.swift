@@ -8,7 +8,8 @@ import Darwin
 /// and its answer back to the agent. Kept free of Foundation: it runs for every tool call.
 public enum HookClient {
     /// Runs the hook with the given arguments (after `hook`) and returns the exit code.
-    public static func run(arguments: [String], environment: (String) -> String?) -> Int32 {
+    /// `agents` is every dialect kontext speaks (`AgentAdapters.all`).
+    public static func run(arguments: [String], agents: [any HookDialect], environment: (String) -> String?) -> Int32 {
         // A sidecar that closes early (over its connection cap, or gone) is a failed call to
         // fall back from, not a SIGPIPE that kills the hook before it can answer.
         signal(SIGPIPE, SIG_IGN)
@@ -36,20 +37,21 @@ public enum HookClient {
             return usage("unknown hook event '\(event)' (expected one of: \(HookEvent.names))")
         }
         guard let agent else { return usage("missing --agent NAME") }
-        guard supportedHookAgents.contains(agent) else {
-            return usage("unknown agent '\(agent)' (supported: \(supportedHookAgents.joined(separator: ", ")))")
+        guard let dialect = agents.first(where: { $0.name == agent }) else {
+            return usage("unknown agent '\(agent)' (supported: \(agents.map(\.name).joined(separator: ", ")))")
         }
         let input = readToEnd(0, limit: HookWire.maximumInput) ?? ([], false)
         let request = HookWire.Request(event: event, agent: agent, truncated: input.truncated, payload: input.bytes)
         let enforce = environment(SessionVariable.mode) == "enforce"
         guard let socketPath = environment(SessionVariable.socket), !socketPath.isEmpty else {
-            return relay(HookFallback.answer(event: event, enforce: enforce, problem: "\(SessionVariable.socket) is not set (is this agent running under `kontext start`?)"))
+            return relay(HookFallback.answer(event: event, dialect: dialect, enforce: enforce,
+                                             problem: "\(SessionVariable.socket) is not set (is this agent running under `kontext start`?)"))
         }
         switch exchange(request, socketPath: socketPath) {
         case .success(let answer):
             return relay(answer)
         case .failure(let problem):
-            return relay(HookFallback.answer(event: event, enforce: enforce, problem: problem.text))
+            return relay(HookFallback.answer(event: event, dialect: dialect, enforce: enforce, problem: problem.text))
         }
     }
 
@@ -97,26 +99,17 @@ public enum HookClient {
 }
 
 /// What the hook answers when the sidecar cannot: observe mode lets the call through and
-/// says so; enforce mode blocks what can be blocked (SPEC section 7).
+/// says so; enforce mode blocks what can be blocked (SPEC section 7), in the agent's own
+/// dialect: the same deny answer the sidecar would give.
 public enum HookFallback {
-    public static func answer(event: String, enforce: Bool, problem: String) -> HookWire.Answer {
+    public static func answer(event: String, dialect: any HookDialect, enforce: Bool, problem: String) -> HookWire.Answer {
         guard enforce else {
             return HookWire.Answer(exitCode: 0, stdout: "", stderr: "kontext: \(problem); observe mode lets this through\n")
         }
         let reason = "kontext cannot check this call (\(problem)); enforce mode blocks it"
-        switch HookEvent(rawValue: event) {
-        case .preTool:
-            var text = ""
-            appendJSONString(reason, to: &text)
-            return HookWire.Answer(exitCode: 0, stdout: """
-                {"hookSpecificOutput":{"hookEventName":"PreToolUse","permissionDecision":"deny","permissionDecisionReason":\(text)}}
-
-                """, stderr: "kontext: \(problem)\n")
-        case .userPrompt:
-            // Exit 2 blocks the prompt and shows stderr.
-            return HookWire.Answer(exitCode: 2, stdout: "", stderr: reason + "\n")
-        default:
-            return HookWire.Answer(exitCode: 0, stdout: "", stderr: "kontext: \(problem)\n")
-        }
+        var answer = HookEvent(rawValue: event).map { dialect.answer(event: $0, decision: .deny, reason: reason) }
+            ?? HookWire.Answer(exitCode: 0)
+        answer.stderr += Array("kontext: \(problem)\n".utf8)
+        return answer
     }
 }

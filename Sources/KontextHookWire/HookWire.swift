@@ -17,8 +17,14 @@ public enum HookEvent: String, CaseIterable, Sendable {
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
-/// The agents whose hook formats kontext speaks.
-public let supportedHookAgents = ["claude"]
+/// What the hook front needs of an agent's hook dialect: its name, and how a decision is
+/// written back to it. `AgentAdapter` (KontextAgent) refines it, and the front is handed the
+/// same list of adapters the rest of kontext uses, so a dialect's answers exist once.
+public protocol HookDialect: Sendable {
+    var name: String { get }
+    /// The hook's answer; `decision` nil leaves the call to the agent's own permissions.
+    func answer(event: HookEvent, decision: PolicyDecision?, reason: String?) -> HookWire.Answer
+}
 
 /// What travels over the session socket. A request is one header line
 /// `KXH1 EVENT AGENT FLAGS LENGTH\n` and LENGTH bytes of the agent's hook JSON, verbatim

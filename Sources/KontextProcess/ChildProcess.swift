@@ -34,6 +34,37 @@ public struct ChildProcess: Sendable {
 
     /// Spawns the program and returns its pid (for callers that wait themselves).
     public func spawn() throws -> pid_t {
+        try spawn(actions: nil)
+    }
+
+    /// Runs the program to its end with stdin and stderr on /dev/null, for a short query
+    /// such as `--version`: its exit status and the start of its stdout.
+    public func output(limit: Int = 64 * 1024) throws -> (status: Int32, stdout: [UInt8]) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw KontextError(.launch, "cannot run \(executable): no pipe") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        let pid: pid_t
+        do {
+            pid = try spawn(actions: &actions)
+        } catch {
+            close(fds[0])
+            close(fds[1])
+            throw error
+        }
+        close(fds[1])
+        let bytes = readAll(from: fds[0], limit: limit) ?? []
+        close(fds[0])
+        return (ChildProcess.wait(for: pid), bytes)
+    }
+
+    private func spawn(actions: UnsafePointer<posix_spawn_file_actions_t>?) throws -> pid_t {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -54,7 +85,7 @@ public struct ChildProcess: Sendable {
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
+        let status = posix_spawn(&pid, executable, actions, &attributes, argv, envp)
         guard status == 0 else {
             throw KontextError(.launch, "cannot launch \(executable): \(String(cString: strerror(status)))")
         }

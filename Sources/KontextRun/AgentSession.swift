@@ -16,7 +16,7 @@ import KontextSidecar
 
 /// `kontext start`: what to launch and how.
 public struct StartOptions: Sendable {
-    /// An adapter's agent (`claude`), or nil with `agentCommand`.
+    /// An adapter's agent (one of `AgentAdapters.names`), or nil with `agentCommand`.
     public var agentName: String?
     /// Any executable, launched the same way but with no generated hook settings.
     public var agentCommand: String?
@@ -51,9 +51,10 @@ public enum AgentSession {
             adapter = options.agentName.flatMap(AgentAdapters.named)
             program = try locateProgram(command, environment: environment)
         } else {
-            let name = options.agentName ?? "claude"
+            let name = options.agentName ?? AgentAdapters.names[0]
             guard let known = AgentAdapters.named(name) else {
-                throw KontextError.usage("unknown agent '\(name)'", hint: "supported: claude; or launch any program with --agent-command PATH")
+                throw KontextError.usage("unknown agent '\(name)'",
+                                         hint: "supported: \(AgentAdapters.names.joined(separator: ", ")); or launch any program with --agent-command PATH")
             }
             adapter = known
             program = try locateProgram(known.executableName, environment: environment, hint: known.installHint)
@@ -91,7 +92,7 @@ public enum AgentSession {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
-        let handler = HookHandler(session: session, adapter: adapter ?? ClaudeAdapter(),
+        let handler = HookHandler(session: session, adapter: adapter ?? AgentAdapters.all[0],
                                   evaluator: PolicyEvaluator(layers: PolicyLayers(layers),
                                                              secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets)),
                                   mode: mode, redactor: redactor, writer: writer)
@@ -103,12 +104,14 @@ public enum AgentSession {
         var arguments = options.agentArguments
         let hooked = adapter != nil && options.agentCommand == nil
         if let adapter, hooked {
-            let settingsPath = directory.path + "/\(adapter.name)-settings.json"
             let front = shellQuoted(hookExecutable())
-            let settings = adapter.settings(command: { "\(front) hook \($0.rawValue) --agent \(adapter.name)" },
-                                            environment: sessionVariables, failClosed: mode.enforces)
-            try writePrivateFile(settingsPath, settings.serialized + "\n")
-            arguments = adapter.launchArguments(settingsPath: settingsPath) + arguments
+            let name = adapter.name
+            let launch = adapter.hookedLaunch(HookWiring(command: { "\(front) hook \($0.rawValue) --agent \(name)" },
+                                                         environment: sessionVariables, failClosed: mode.enforces,
+                                                         directory: directory.path, digest: contentDigest),
+                                              arguments: arguments)
+            for file in launch.files { try writePrivateFile(file.path, file.contents) }
+            arguments = launch.arguments
         }
         let child = ChildProcess(executable: program, arguments: arguments, environment: childEnvironment(
             base: environment, removing: OwnSecrets.variables(settings: settings, platform: true),

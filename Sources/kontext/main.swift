@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import KontextAgent
 import KontextHookWire
 
 // The `kontext` front. `kontext hook …` runs on every agent tool call, so it is answered
@@ -12,7 +13,7 @@ import KontextHookWire
 let arguments = CommandLine.arguments
 if arguments.count > 1, arguments[1] == "hook",
    !arguments.contains("--help"), !arguments.contains("-h") {
-    exit(HookClient.run(arguments: Array(arguments.dropFirst(2))) { name in
+    exit(HookClient.run(arguments: Array(arguments.dropFirst(2)), agents: AgentAdapters.all) { name in
         getenv(name).map { String(cString: $0) }
     })
 }

@@ -132,7 +132,9 @@ enum LayerRule {
     static let serverProducts: Set<String> = ["Hummingbird", "ServiceLifecycle", "UnixSignals", "PostgresNIO", "NIOSSL"]
 
     /// Everything the static `kontext` front may link (itself included).
-    static let frontClosure: Set<String> = ["kontext", "KontextHookWire", "KontextSystem"]
+    /// The agent adapters are in it so that the front answers in each agent's dialect from
+    /// the one list of agents (KontextAgent needs only KontextCore's JSON, also Foundation-free).
+    static let frontClosure: Set<String> = ["kontext", "KontextHookWire", "KontextSystem", "KontextAgent", "KontextCore"]
     static let foundationModules: Set<String> = ["Foundation", "FoundationEssentials", "FoundationNetworking", "Dispatch"]
 
     /// Why `from → to` breaks the layering, or nil when it is allowed.

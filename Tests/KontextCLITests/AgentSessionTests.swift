@@ -1,4 +1,5 @@
 import Foundation
+import KontextAgent
 import KontextTestSupport
 import Testing
 
@@ -262,7 +263,7 @@ struct HookRobustnessTests {
     ]
 
     /// Runs a session whose agent is a shell script, and returns the sandbox.
-    func session(mode: String, agentScript: String, secret: String? = nil,
+    func session(mode: String, agentScript: String, secret: String? = nil, agent: String = "claude",
                  prepare: (Sandbox) throws -> Void = { _ in }) throws -> (Sandbox, ProcessResult) {
         let sandbox = Sandbox("hooks-\(mode)")
         try prepare(sandbox)
@@ -274,7 +275,8 @@ struct HookRobustnessTests {
         sandbox.write("agent.sh", agentScript)
         let runtime = sandbox.root.appendingPathComponent("run")
         try FileManager.default.createDirectory(at: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let result = try sandbox.kontext(["start", "--agent-command", "/bin/sh", "--mode", mode, "--",
+        // With --agent-command, --agent names the hook dialect the sidecar speaks.
+        let result = try sandbox.kontext(["start", "--agent-command", "/bin/sh", "--agent", agent, "--mode", mode, "--",
                                           sandbox.workingDirectory.appendingPathComponent("agent.sh").path],
                                          environment: ["KONTEXT_HOOK": TestSupport.kontextPath, "XDG_RUNTIME_DIR": runtime.path],
                                          timeout: 120)
@@ -363,16 +365,20 @@ struct HookRobustnessTests {
         #expect(try sandbox.kontext(["start", "--agent", "claude", "--mode", "strict"]).status == 2)
     }
 
-    @Test(arguments: cases.map(\.name), ["enforce", "observe"])
-    func badInputNeverCrashesOrHangsAndIsDecidedByMode(name: String, mode: String) throws {
+    /// Every agent's dialect, each bad input, both modes.
+    static let modesAndAgents = ["enforce", "observe"].flatMap { mode in AgentAdapters.names.map { "\(mode) \($0)" } }
+
+    @Test(arguments: cases.map(\.name), modesAndAgents)
+    func badInputNeverCrashesOrHangsAndIsDecidedByMode(name: String, modeAndAgent: String) throws {
+        let (mode, agent) = (String(modeAndAgent.split(separator: " ")[0]), String(modeAndAgent.split(separator: " ")[1]))
         let makeInput = Self.cases.first { $0.name == name }!.makeInput
         let script = """
             make_input() { \(makeInput); }
             make_input input
-            "$KONTEXT_HOOK" hook pre-tool --agent claude < input > out 2> err; echo $? > code
+            "$KONTEXT_HOOK" hook pre-tool --agent \(agent) < input > out 2> err; echo $? > code
             rm -f input
             """
-        let (sandbox, result) = try session(mode: mode, agentScript: script)
+        let (sandbox, result) = try session(mode: mode, agentScript: script, agent: agent)
         #expect(result.status == 0, "\(result.stderr)")
         func read(_ file: String) -> String {
             (try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent(file), encoding: .utf8)) ?? "<missing>"
@@ -387,6 +393,7 @@ struct HookRobustnessTests {
         // The bad call is in the audit store, decided by the malformed-input rule.
         let events = try exportedEvents(sandbox).filter { $0["event"] as? String == "pre-tool" }
         #expect(events.count == 1)
+        #expect(events.first?["agent"] as? String == agent)
         let decision = events.first?["decision"] as? [String: Any]
         #expect(decision?["rule"] as? String == "builtin:malformed-input")
         #expect(decision?["outcome"] as? String == (mode == "enforce" ? "deny" : "allow"))
@@ -395,17 +402,18 @@ struct HookRobustnessTests {
 
     /// A tool call over the 4 MiB hook-input limit cannot be parsed whole; it is still
     /// recorded with its tool name and the start of its input, redacted and bounded.
-    @Test(arguments: ["enforce", "observe"])
-    func oversizedInputRecordsTheToolNameAndABoundedPrefix(mode: String) throws {
-        let secret = TestSupport.secret("oversized-\(mode)")
+    @Test(arguments: modesAndAgents)
+    func oversizedInputRecordsTheToolNameAndABoundedPrefix(modeAndAgent: String) throws {
+        let (mode, agent) = (String(modeAndAgent.split(separator: " ")[0]), String(modeAndAgent.split(separator: " ")[1]))
+        let secret = TestSupport.secret("oversized-\(mode)-\(agent)")
         let script = """
             { printf '{"session_id":"s","tool_name":"Write","tool_input":{"file_path":"/tmp/big","content":"key=%s ' "$API_KEY"
               head -c 5242880 /dev/zero | tr '\\0' a
               printf '"}}'; } > input
-            "$KONTEXT_HOOK" hook pre-tool --agent claude < input > out 2> err; echo $? > code
+            "$KONTEXT_HOOK" hook pre-tool --agent \(agent) < input > out 2> err; echo $? > code
             rm -f input
             """
-        let (sandbox, result) = try session(mode: mode, agentScript: script, secret: secret)
+        let (sandbox, result) = try session(mode: mode, agentScript: script, secret: secret, agent: agent)
         #expect(result.status == 0, "\(result.stderr)")
         func read(_ file: String) -> String {
             (try? String(contentsOf: sandbox.workingDirectory.appendingPathComponent(file), encoding: .utf8)) ?? "<missing>"
@@ -445,10 +453,11 @@ struct HookRobustnessTests {
         #expect(read("err-agent").hasPrefix("kontext hook: unknown agent 'vim'"))
     }
 
-    @Test(arguments: ["enforce", "observe"])
-    func unreachableSidecarFollowsTheMode(mode: String) throws {
+    @Test(arguments: modesAndAgents)
+    func unreachableSidecarFollowsTheMode(modeAndAgent: String) throws {
+        let (mode, agent) = (String(modeAndAgent.split(separator: " ")[0]), String(modeAndAgent.split(separator: " ")[1]))
         let sandbox = Sandbox("nosidecar")
-        let result = try sandbox.run(TestSupport.kontextPath, ["hook", "pre-tool", "--agent", "claude"],
+        let result = try sandbox.run(TestSupport.kontextPath, ["hook", "pre-tool", "--agent", agent],
                                      stdin: #"{"tool_name":"Bash","tool_input":{"command":"ls"}}"#,
                                      environment: ["KONTEXT_MODE": mode, "KONTEXT_SOCKET": sandbox.root.appendingPathComponent("gone.sock").path])
         #expect(result.status == 0)

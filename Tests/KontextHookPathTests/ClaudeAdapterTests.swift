@@ -85,6 +85,18 @@ import Testing
     @Test func adaptersAreFoundByName() {
         #expect(AgentAdapters.named("claude")?.name == "claude")
         #expect(AgentAdapters.named("cursor") == nil)
-        #expect(supportedHookAgents.allSatisfy { AgentAdapters.named($0) != nil })
+        #expect(AgentAdapters.names.allSatisfy { AgentAdapters.named($0) != nil })
+        #expect(Set(AgentAdapters.names).count == AgentAdapters.all.count, "two adapters share a name")
+    }
+
+    @Test func theSettingsFileGoesIntoTheSessionDirectoryAndIsPassedWithSettings() throws {
+        let wiring = HookWiring(command: { "kontext hook \($0.rawValue) --agent claude" }, environment: [("KONTEXT_MODE", "enforce")],
+                                failClosed: true, directory: "/run/s", digest: { _ in "unused" })
+        let launch = claude.hookedLaunch(wiring, arguments: ["-p", "hi"])
+        #expect(launch.arguments == ["--settings", "/run/s/claude-settings.json", "-p", "hi"])
+        #expect(launch.files.count == 1 && launch.files.first?.path == "/run/s/claude-settings.json")
+        let settings = try JSONValue.parse(Array(try #require(launch.files.first).contents.utf8))
+        #expect(settings["env"]?["KONTEXT_MODE"] == .string("enforce"))
+        #expect(settings["hooks"]?["PreToolUse"]?.arrayValue?.first?["hooks"]?.arrayValue?.first?["onFailure"] == .string("block"))
     }
 }

@@ -19,8 +19,9 @@ struct DoctorCommand: KontextCommand, Diagnosable {
     @OptionGroup var diagnostics: DiagnosticOptions
 
 
-    @Option(name: .long, help: ArgumentHelp("The agent to look for.", valueName: "name"))
-    var agent: String = "claude"
+    @Option(name: .long, help: ArgumentHelp("The agent to look for: \(AgentAdapters.names.joined(separator: ", ")).", valueName: "name"),
+            completion: .list(AgentAdapters.names))
+    var agent: String = AgentAdapters.names[0]
 
     @Option(name: .long, help: ArgumentHelp("The env file to check (default: .env.kontext).", valueName: "file"),
             completion: .file())
@@ -114,17 +115,46 @@ struct DoctorCommand: KontextCommand, Diagnosable {
         }
 
         if let adapter = AgentAdapters.named(agent) {
-            if let path = ChildProcess.locate(adapter.executableName, path: environment["PATH"]) {
-                report.pass("agent", "\(agent): \(path)")
-            } else {
-                report.fail("agent", "\(adapter.executableName) is not on PATH", fix: adapter.installHint)
-            }
+            checkAgent(adapter, environment: environment, into: &report)
         } else {
-            report.fail("agent", "no adapter for '\(agent)'", fix: "supported: claude")
+            report.fail("agent", "no adapter for '\(agent)'", fix: "supported: \(AgentAdapters.names.joined(separator: ", "))")
         }
 
         context.streams.print(report.text)
         if report.failed { throw ExitCode(ExitStatus.usage.rawValue) }
+    }
+}
+
+extension DoctorCommand {
+    /// The agent's binary on PATH and, where kontext's hooks need a version of it or later,
+    /// what its `--version` says.
+    func checkAgent(_ adapter: any AgentAdapter, environment: [String: String], into report: inout DoctorReport) {
+        guard let path = ChildProcess.locate(adapter.executableName, path: environment["PATH"]) else {
+            report.fail("agent", "\(adapter.executableName) is not on PATH", fix: adapter.installHint)
+            return
+        }
+        let query = ChildProcess(executable: path, arguments: ["--version"],
+                                 environment: environment.map { (key: $0.key, value: $0.value) })
+        let version = (try? query.output(limit: 4096)).flatMap { result in
+            result.status == 0 ? versionNumber(in: String(decoding: result.stdout, as: UTF8.self)) : nil
+        }
+        let shown = version.map { $0.map(String.init).joined(separator: ".") }
+        guard let minimum = adapter.minimumVersion else {
+            report.pass("agent", "\(adapter.name)\(shown.map { " \($0)" } ?? ""): \(path)")
+            return
+        }
+        let needed = minimum.map(String.init).joined(separator: ".")
+        guard let version, let shown else {
+            report.fail("agent", "\(path) did not say its version (`\(adapter.executableName) --version`); kontext needs \(needed) or later",
+                        fix: adapter.installHint)
+            return
+        }
+        if KontextAgent.version(version, isAtLeast: minimum) {
+            report.pass("agent", "\(adapter.name) \(shown): \(path)")
+        } else {
+            report.fail("agent", "\(adapter.name) \(shown) at \(path) is older than \(needed), the first kontext's hooks work with",
+                        fix: adapter.installHint)
+        }
     }
 }
 

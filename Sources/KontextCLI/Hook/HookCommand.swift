@@ -1,4 +1,5 @@
 import ArgumentParser
+import KontextAgent
 import KontextHookWire
 
 struct HookCommand: KontextCommand {
@@ -16,14 +17,14 @@ struct HookCommand: KontextCommand {
               completion: .list(HookEvent.allCases.map(\.rawValue)))
     var event: String
 
-    @Option(name: .long, help: ArgumentHelp("The agent whose hook format to speak: claude.", valueName: "name"),
-            completion: .list(supportedHookAgents))
+    @Option(name: .long, help: ArgumentHelp("The agent whose hook format to speak: \(AgentAdapters.names.joined(separator: ", ")).", valueName: "name"),
+            completion: .list(AgentAdapters.names))
     var agent: String
 
     func run(context: CommandContext) async throws {
         // The same client the `kontext` front runs; reached here only when kontext-cli is
         // called directly.
-        let code = HookClient.run(arguments: [event, "--agent", agent]) { context.environment[$0] }
+        let code = HookClient.run(arguments: [event, "--agent", agent], agents: AgentAdapters.all) { context.environment[$0] }
         throw ExitCode(code)
     }
 }

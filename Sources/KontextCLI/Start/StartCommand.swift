@@ -1,4 +1,5 @@
 import ArgumentParser
+import KontextAgent
 import KontextCore
 import KontextPolicy
 import KontextProcess
@@ -11,15 +12,17 @@ struct StartCommand: KontextCommand, Diagnosable {
         discussion: """
             Resolves the env file like `kontext run`, starts this session's sidecar on a private \
             Unix socket, and launches the agent with the resolved variables plus KONTEXT_SESSION_ID \
-            and KONTEXT_SOCKET. For claude, a generated settings file (passed with --settings; your \
-            own settings are never edited) routes every hook through `kontext hook`, which applies \
-            the policy and records an audit event. kontext exits with the agent's exit code.
+            and KONTEXT_SOCKET. Its hooks are wired to `kontext hook`, which applies the policy and \
+            records an audit event, without editing your own settings: claude gets a generated \
+            settings file (--settings), codex `-c` overrides on its command line. kontext exits with \
+            the agent's exit code.
             """)
     @OptionGroup var diagnostics: DiagnosticOptions
     @OptionGroup var identity: IdentityOptions
 
 
-    @Option(name: .long, help: ArgumentHelp("The agent: claude.", valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("The agent: \(AgentAdapters.names.joined(separator: ", ")).", valueName: "name"),
+            completion: .list(AgentAdapters.names))
     var agent: String?
 
     @Option(name: .long, help: ArgumentHelp("Launch this executable instead (its hooks are its own business).", valueName: "path"),
@@ -36,7 +39,7 @@ struct StartCommand: KontextCommand, Diagnosable {
 
     func validate() throws {
         if agent == nil && agentCommand == nil {
-            throw ValidationError("name the agent with --agent claude, or a program with --agent-command PATH")
+            throw ValidationError("name the agent with --agent \(AgentAdapters.names.joined(separator: "|")), or a program with --agent-command PATH")
         }
     }
 
