@@ -13,6 +13,7 @@ public enum Configuration {
         "ca_bundle": "KONTEXT_CA_BUNDLE", "debug": "KONTEXT_DEBUG",
         "audience": "KONTEXT_AUDIENCE", "id_token_file": "KONTEXT_ID_TOKEN_FILE",
         "id_token_variable": "KONTEXT_ID_TOKEN_VARIABLE", "allow_http": "KONTEXT_ALLOW_HTTP",
+        "proxy": "KONTEXT_PROXY",
     ]
 
     /// The settings naming servers that get tokens or audit events.

@@ -13,8 +13,18 @@ import KontextProcess
 /// for (remote mode: the stored login).
 public func resolveCredentials(_ file: EnvFile?, environment: [String: String], identity: RunIdentity? = nil,
                                allowPartial: Bool) async throws -> Resolution {
-    guard let file else { return .empty }
-    guard !file.placeholders.isEmpty else { return CredentialResolver.resolve(file, results: [:]) }
+    let (resolution, source) = try await resolveCredentials(file, environment: environment, identity: identity,
+                                                            allowPartial: allowPartial, keepSource: false)
+    await source?.close()
+    return resolution
+}
+
+/// The same, optionally keeping the credential source open (local mode: its embedded
+/// broker) for the credential proxy's re-exchanges; the caller closes it.
+func resolveCredentials(_ file: EnvFile?, environment: [String: String], identity: RunIdentity?,
+                        allowPartial: Bool, keepSource: Bool) async throws -> (Resolution, CredentialSource?) {
+    guard let file else { return (.empty, nil) }
+    guard !file.placeholders.isEmpty else { return (CredentialResolver.resolve(file, results: [:]), nil) }
     let established: RunIdentity
     if let identity { established = identity } else { established = try await RunIdentity.establish(settings: environment) }
     let source = try await CredentialSource.open(environment: environment, identity: established)
@@ -25,17 +35,20 @@ public func resolveCredentials(_ file: EnvFile?, environment: [String: String], 
         await source.close()
         throw error
     }
-    await source.close()
+    if !keepSource { await source.close() }
     Diagnostics.mask(resolution.secrets)
     if !resolution.failures.isEmpty {
         let failure = resolution.failureError(endpoint: source.endpointDescription)
-        guard allowPartial else { throw failure }
+        guard allowPartial else {
+            if keepSource { await source.close() }
+            throw failure
+        }
         var warning = failure
         warning.message = "launching without \(resolution.skippedVariables.joined(separator: ", ")) (--allow-partial)"
         warning.hint = nil
         printError(warning.description)
     }
-    return resolution
+    return (resolution, keepSource ? source : nil)
 }
 
 /// The child's environment: kontext's own less `removing` (kontext's own secrets), with the

@@ -57,7 +57,7 @@ struct StartCommand: AsyncParsableCommand, Diagnosable {
         let userPolicy = try Policy.locate(environment: settings, projectDirectory: currentWorkingDirectory()).user
         let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
                                    project: try credentials.loadProject(noticeIfMissing: false, userPolicyPath: userPolicy),
-                                   allowPartial: credentials.allowPartial, mode: chosenMode)
+                                   allowPartial: credentials.allowPartial, mode: chosenMode, proxy: credentials.proxy)
         throw ExitCode(try await AgentSession.run(options, environment: environment, settings: settings))
     }
 }
