@@ -254,11 +254,16 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         let swapping = target.tls ? scan.swappable.sorted() : []
         let credentials = EventLoopFuture.whenAllSucceed(
             swapping.map { service in configuration.credentials.credential(for: service, on: loop).map { (service, $0) } }, on: loop)
-        let connection = upstreamConnection(context: context, host: host, port: target.port, tls: target.tls)
-        credentials.and(connection).hop(to: loop).whenComplete { [self] result in
-            guard state == .waiting, let context = self.context else { return }
+        let (connection, fresh) = upstreamConnection(context: context, host: host, port: target.port, tls: target.tls)
+        credentials.and(connection).hop(to: loop).assumeIsolated().whenComplete { [self] result in
+            guard state == .waiting, let context = self.context else {
+                if case .success(let (_, channel)) = result, fresh != nil { channel.close(promise: nil) }
+                return
+            }
             switch result {
-            case .success(let (pairs, upstream)):
+            case .success(let (pairs, channel)):
+                if let fresh { self.upstream = Upstream(key: fresh.key, channel: channel, handler: fresh.handler) }
+                guard let upstream = self.upstream else { return }
                 var outgoing = head
                 outgoing.uri = target.path
                 outgoing.version = .http1_1
@@ -309,8 +314,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let keepAlive = head.isKeepAlive
+        let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
+            if !keepAlive { channel.close(promise: nil) }
         }
         state = requestEnded ? .idle : .refusing
     }
@@ -363,8 +369,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
             upstream?.channel.close(promise: nil)
             upstream = nil
         }
+        let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
+            if !keepAlive { channel.close(promise: nil) }
         }
         state = keepAlive ? .idle : .closed
         resumeReading()
@@ -404,10 +411,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         let handler: UpstreamHandler
     }
 
-    private func upstreamConnection(context: ChannelHandlerContext, host: String, port: Int, tls: Bool) -> EventLoopFuture<Upstream> {
+    /// The kept-alive upstream connection when it goes to the same place, else a new one
+    /// (with its key and handler, recorded once it is connected).
+    private func upstreamConnection(context: ChannelHandlerContext, host: String, port: Int, tls: Bool)
+        -> (EventLoopFuture<any Channel>, (key: String, handler: UpstreamHandler)?) {
         let key = "\(tls ? "https" : "http")://\(host):\(port)"
         if let upstream, upstream.key == key, upstream.channel.isActive {
-            return context.eventLoop.makeSucceededFuture(upstream)
+            return (context.eventLoop.makeSucceededFuture(upstream.channel), nil)
         }
         upstream?.channel.close(promise: nil)
         upstream = nil
@@ -427,11 +437,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                     try channel.pipeline.syncOperations.addHandler(loopBound.value)
                 }
             }
-        return bootstrap.connect(host: Self.resolvable(host), port: port).map { [self] channel in
-            let connection = Upstream(key: key, channel: channel, handler: handler)
-            upstream = connection
-            return connection
-        }
+        return (bootstrap.connect(host: Self.resolvable(host), port: port), (key, handler))
     }
 
     // MARK: CONNECT
@@ -467,8 +473,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                      HTTPServerPipelineHandler(), HTTPServerProtocolErrorHandler(), inner],
                     position: .after(front.decoder))
                 state = .closed
+                let channel = context.channel
                 context.pipeline.removeHandler(self, promise: nil)
                 context.pipeline.removeHandler(front.decoder, promise: nil)
+                // This handler held back the channel's read while switching: ask again.
+                channel.read()
             } catch {
                 shared.log("CONNECT \(name):\(port): cannot intercept: \(Self.describe(error))")
                 context.close(promise: nil)
@@ -485,6 +494,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(loopBound.value) }
             }
             .connect(host: Self.resolvable(name), port: port)
+            .hop(to: context.eventLoop)
+            .assumeIsolated()
             .whenComplete { [self] result in
                 guard let context = self.context, state == .switching else {
                     if case .success(let channel) = result { channel.close(promise: nil) }
@@ -496,8 +507,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                         try answerConnect(context, front: front)
                         try context.pipeline.syncOperations.addHandler(local, position: .after(front.decoder))
                         state = .closed
+                        let client = context.channel
                         context.pipeline.removeHandler(self, promise: nil)
                         context.pipeline.removeHandler(front.decoder, promise: nil)
+                        client.read()
+                        channel.read()
                     } catch {
                         channel.close(promise: nil)
                         context.close(promise: nil)

@@ -23,17 +23,21 @@ public final class SessionCA: Sendable {
 
     /// Valid from an hour ago (clock skew) for `lifetime` seconds: long enough for any session.
     public init(lifetime: TimeInterval = 7 * 24 * 3600) throws {
-        key = P256.Signing.PrivateKey()
-        leafKey = P256.Signing.PrivateKey()
-        leafKeyForTLS = try NIOSSLPrivateKey(bytes: Array(leafKey.pemRepresentation.utf8), format: .pem)
+        let key = P256.Signing.PrivateKey()
+        let leafKey = P256.Signing.PrivateKey()
         let now = Date()
-        notBefore = now - 3600
-        notAfter = now + lifetime
+        let notBefore = now - 3600
+        let notAfter = now + lifetime
+        self.key = key
+        self.leafKey = leafKey
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        leafKeyForTLS = try NIOSSLPrivateKey(bytes: Array(leafKey.pemRepresentation.utf8), format: .pem)
         let name = try DistinguishedName {
             OrganizationName("kontext")
             CommonName("kontext session CA \(UUID().uuidString.prefix(8))")
         }
-        certificate = try Certificate(
+        let certificate = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(),
             publicKey: .init(key.publicKey), notValidBefore: notBefore, notValidAfter: notAfter,
             issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
@@ -43,6 +47,7 @@ public final class SessionCA: Sendable {
                 SubjectKeyIdentifier(hash: .init(key.publicKey))
             },
             issuerPrivateKey: .init(key))
+        self.certificate = certificate
         certificatePEM = try certificate.serializeAsPEM().pemString
     }
 

@@ -12,6 +12,7 @@ import KontextEnvFile
 import KontextHookWire
 import KontextPolicy
 import KontextProcess
+import KontextProxy
 import KontextSidecar
 
 /// `kontext start`: what to launch and how.

@@ -4,6 +4,7 @@ import KontextCore
 import KontextEnvFile
 import KontextPolicy
 import KontextProcess
+import KontextAuditShipping
 import KontextProxy
 
 /// `kontext run --proxy`: the command gets handles and the credential proxy, as an agent

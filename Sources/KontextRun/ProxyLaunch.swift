@@ -46,9 +46,12 @@ public struct ProxyLaunch {
             credentials[placeholder.target] = LiveCredential(value: issued.value, expiresIn: issued.expiresIn)
         }
         let byTarget = Dictionary(uniqueKeysWithValues: proxied.map { ($0.target, $0) })
-        let renew: CredentialVault.Renewal? = source.map { source in
-            { target in
-                guard let placeholder = byTarget[target] else { throw KontextError(.credentialResolution, "unknown \(target)") }
+        var renew: CredentialVault.Renewal?
+        if let source {
+            renew = { @Sendable (target: String) async throws -> LiveCredential in
+                guard let placeholder = byTarget[target] else {
+                    throw KontextError(.credentialResolution, "no placeholder \(target) in this session")
+                }
                 let fresh = try await source.exchangeAgain(placeholder)
                 return LiveCredential(value: fresh.value, expiresIn: fresh.expiresIn)
             }

@@ -1,6 +1,7 @@
 import Foundation
 import KontextAudit
 import KontextCore
+import KontextPolicy
 import KontextTestSupport
 import Testing
 @testable import KontextProxy
@@ -100,7 +101,10 @@ import Testing
         intercepted.arguments = process.arguments
         intercepted.environment = process.environment
         #expect(try runProcess(intercepted, stdin: nil, timeout: 30).status == 60)  // peer certificate not trusted
-        #expect(try fixture.egressEvents(atLeast: 1, timeout: 1).isEmpty)
+        // The tunnel left no record; the refused handshake with a bound host did.
+        let events = try fixture.egressEvents(atLeast: 1)
+        #expect(events.count == 1)
+        #expect(events.first?.toolResponse["error"]?.stringValue?.contains("TLS") == true)
         await fixture.stop()
     }
 

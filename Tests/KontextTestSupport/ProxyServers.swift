@@ -85,3 +85,59 @@ public final class Upstream: @unchecked Sendable {
     deinit { if process.isRunning { stop() } }
 }
 
+
+/// `testsupport/git_https.py`: a bare repository `/org/repo.git` (one commit, a README
+/// saying `hello`) served over HTTPS by `git http-backend`, answering only requests whose
+/// Authorization has the SHA-256 `authorizationSHA256`.
+public final class GitServer: @unchecked Sendable {
+    let process = Process()
+    public let port: Int
+
+    public init(ca: TestCA, authorizationSHA256: String) throws {
+        let directory = TestSupport.makeTemporaryDirectory("git-server")
+        let root = directory.appendingPathComponent("root")
+        func git(_ arguments: [String], in folder: URL) throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["git"] + arguments
+            process.currentDirectoryURL = folder
+            process.environment = ["PATH": "/usr/bin:/bin", "HOME": directory.path, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                   "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]
+            let result = try runProcess(process, stdin: nil, timeout: 30)
+            guard result.status == 0 else { throw FixtureError("git \(arguments.joined(separator: " ")): \(result.stderr)") }
+        }
+        let source = directory.appendingPathComponent("source")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("org"), withIntermediateDirectories: true)
+        try git(["init", "-q", "--bare", "-b", "main", "repo.git"], in: root.appendingPathComponent("org"))
+        try git(["init", "-q", "-b", "main"], in: source)
+        try "hello\n".write(to: source.appendingPathComponent("README"), atomically: true, encoding: .utf8)
+        try git(["add", "README"], in: source)
+        try git(["commit", "-qm", "init"], in: source)
+        try git(["push", "-q", root.appendingPathComponent("org/repo.git").path, "main"], in: source)
+        let portFile = directory.appendingPathComponent("port")
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", URL(fileURLWithPath: Upstream.script).deletingLastPathComponent().appendingPathComponent("git_https.py").path,
+                             "--root", root.path, "--cert", ca.certFile, "--key", ca.keyFile, "--port-file", portFile.path,
+                             "--max-seconds", "600"]
+        process.environment = ["PATH": "/usr/bin:/bin", "GIT_SERVER_AUTH_SHA256": authorizationSHA256]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(15)
+        while true {
+            if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                self.port = port
+                break
+            }
+            guard Date() < deadline, process.isRunning else { throw FixtureError("git_https.py did not start") }
+            usleep(50_000)
+        }
+    }
+
+    public func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { stop() } }
+}
