@@ -79,9 +79,11 @@ public final class CredentialVault: Sendable {
         }
         switch next {
         case .ready(let value):
-            return loop.makeSucceededFuture(value)
+            promise.succeed(value)
+            return promise.futureResult
         case .missing:
-            return loop.makeFailedFuture(ProxyFailure("no credential for '\(service)' in this session"))
+            promise.fail(ProxyFailure("no credential for '\(service)' in this session"))
+            return promise.futureResult
         case .wait(let promise):
             return promise.futureResult
         case .start(let promise):

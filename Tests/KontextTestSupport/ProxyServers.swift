@@ -77,8 +77,10 @@ public final class Upstream: @unchecked Sendable {
         }
     }
 
+    /// SIGKILL: the test process's threads block SIGTERM, and the child inherits that mask.
     public func stop() {
-        process.terminate()
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
@@ -134,8 +136,10 @@ public final class GitServer: @unchecked Sendable {
         }
     }
 
+    /// SIGKILL: the test process's threads block SIGTERM, and the child inherits that mask.
     public func stop() {
-        process.terminate()
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
