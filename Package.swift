@@ -110,8 +110,8 @@ let package = Package(
         ]),
         // Orchestration shared by `run`, `start` and `env`: mode, credential resolution, launch.
         .target(name: "KontextRun", dependencies: [
-            "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange",
-            "KontextBroker", "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
+            "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange", "KontextExchangeCore",
+            "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
             "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent", "KontextHookWire",
             "KontextProxy",
             .product(name: "TOMLKit", package: "TOMLKit"),

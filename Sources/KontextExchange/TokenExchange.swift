@@ -86,20 +86,33 @@ public enum ExchangeFailure: Error, Sendable, Equatable {
     }
 }
 
+/// How token requests reach the token service: a token endpoint over HTTP, or a token
+/// service in this process (local mode), which answers with the status and body an HTTP
+/// server would send. Either way the request form and the answer's reading are the same.
+public enum TokenRequestCarrier: Sendable {
+    case http(HTTPClient)
+    case inProcess(@Sendable (_ form: [String: String]) async -> HTTPResponse)
+}
+
 /// The client half of SPEC section 6: one request per distinct placeholder, all at once.
 public struct TokenExchanger: Sendable {
     public var endpoint: ExchangeEndpoint
     public var subject: SubjectToken
-    public var http: HTTPClient
+    public var carrier: TokenRequestCarrier
 
     public init(endpoint: ExchangeEndpoint, subject: SubjectToken, http: HTTPClient = HTTPClient()) {
-        self.endpoint = endpoint
-        self.subject = subject
-        self.http = http
+        self.init(endpoint: endpoint, subject: subject, carrier: .http(http))
     }
 
-    public func request(for placeholder: Placeholder) -> HTTPRequest {
-        let fields: [(String, String)] = [
+    public init(endpoint: ExchangeEndpoint, subject: SubjectToken, carrier: TokenRequestCarrier) {
+        self.endpoint = endpoint
+        self.subject = subject
+        self.carrier = carrier
+    }
+
+    /// RFC 8693 section 2.1's form for one placeholder.
+    public func form(for placeholder: Placeholder) -> [(String, String)] {
+        [
             ("grant_type", TokenTypeURN.grantType),
             ("subject_token", subject.value),
             ("subject_token_type", subject.type),
@@ -108,8 +121,11 @@ public struct TokenExchanger: Sendable {
             ("resource", placeholder.target),
             ("client_id", endpoint.clientID),
         ]
+    }
+
+    public func request(for placeholder: Placeholder) -> HTTPRequest {
         let basic = endpoint.clientSecret.map { OAuthClientCredentials(clientID: endpoint.clientID, clientSecret: $0) }
-        return OAuthTokenEndpoint.request(endpoint.tokenURL, fields: fields, basic: basic)
+        return OAuthTokenEndpoint.request(endpoint.tokenURL, fields: form(for: placeholder), basic: basic)
     }
 
     /// Exchanges each distinct placeholder once, concurrently.
@@ -117,7 +133,7 @@ public struct TokenExchanger: Sendable {
         var unique: [Placeholder] = []
         var seen = Set<Placeholder>()
         for placeholder in placeholders where seen.insert(placeholder).inserted { unique.append(placeholder) }
-        let responses = await http.perform(unique.map(request(for:)))
+        let responses = await send(unique)
         var results: [Placeholder: Result<IssuedCredential, ExchangeFailure>] = [:]
         for (placeholder, response) in zip(unique, responses) {
             let result = response
@@ -132,6 +148,24 @@ public struct TokenExchanger: Sendable {
             }
         }
         return results
+    }
+
+    /// The answers to `placeholders`, in their order.
+    func send(_ placeholders: [Placeholder]) async -> [Result<HTTPResponse, HTTPTransportError>] {
+        switch carrier {
+        case .http(let http):
+            return await http.perform(placeholders.map(request(for:)))
+        case .inProcess(let answer):
+            let forms = placeholders.map { Dictionary(form(for: $0), uniquingKeysWith: { first, _ in first }) }
+            return await withTaskGroup(of: (Int, HTTPResponse).self) { group in
+                for (index, form) in forms.enumerated() {
+                    group.addTask { (index, await answer(form)) }
+                }
+                var responses = [HTTPResponse?](repeating: nil, count: forms.count)
+                for await (index, response) in group { responses[index] = response }
+                return responses.map { .success($0!) }
+            }
+        }
     }
 
     static func interpret(_ response: HTTPResponse) -> Result<IssuedCredential, ExchangeFailure> {

@@ -102,20 +102,14 @@ public enum AgentSession {
                                   mode: mode, redactor: redactor, writer: writer)
         var proxy: ProxyLaunch?
         if proxied {
-            do {
-                proxy = try await ProxyLaunch.start(
-                    file: options.project.envFile?.content ?? EnvFile(path: "", variables: []), resolution: resolution, source: source,
-                    settings: settings, directory: directory.path, evaluator: evaluator, mode: mode,
-                    session: EgressSession(id: sessionID, agent: agentLabel, actor: session.actor, host: session.host, cwd: session.cwd),
-                    writer: writer)
-            } catch {
-                await source?.close()
-                throw error
-            }
+            proxy = try await ProxyLaunch.start(
+                file: options.project.envFile?.content ?? EnvFile(path: "", variables: []), resolution: resolution, source: source,
+                settings: settings, directory: directory.path, evaluator: evaluator, mode: mode,
+                session: EgressSession(id: sessionID, agent: agentLabel, actor: session.actor, host: session.host, cwd: session.cwd),
+                writer: writer)
         }
         func stopProxy() async {
             await proxy?.stop()
-            await source?.close()
         }
         let sidecar: SidecarServer
         do {

@@ -13,14 +13,13 @@ import KontextProcess
 /// for (remote mode: the stored login).
 public func resolveCredentials(_ file: EnvFile?, environment: [String: String], identity: RunIdentity? = nil,
                                allowPartial: Bool) async throws -> Resolution {
-    let (resolution, source) = try await resolveCredentials(file, environment: environment, identity: identity,
-                                                            allowPartial: allowPartial, keepSource: false)
-    await source?.close()
+    let (resolution, _) = try await resolveCredentials(file, environment: environment, identity: identity,
+                                                       allowPartial: allowPartial, keepSource: false)
     return resolution
 }
 
-/// The same, optionally keeping the credential source open (local mode: its embedded
-/// broker) for the credential proxy's re-exchanges; the caller closes it.
+/// The same, optionally handing back the credential source, for the credential proxy's
+/// re-exchanges during the session.
 func resolveCredentials(_ file: EnvFile?, environment: [String: String], identity: RunIdentity?,
                         allowPartial: Bool, keepSource: Bool) async throws -> (Resolution, CredentialSource?) {
     guard let file else { return (.empty, nil) }
@@ -28,21 +27,11 @@ func resolveCredentials(_ file: EnvFile?, environment: [String: String], identit
     let established: RunIdentity
     if let identity { established = identity } else { established = try await RunIdentity.establish(settings: environment) }
     let source = try await CredentialSource.open(environment: environment, identity: established)
-    let resolution: Resolution
-    do {
-        resolution = try await source.resolve(file)
-    } catch {
-        await source.close()
-        throw error
-    }
-    if !keepSource { await source.close() }
+    let resolution = try await source.resolve(file)
     Diagnostics.mask(resolution.secrets)
     if !resolution.failures.isEmpty {
         let failure = resolution.failureError(endpoint: source.endpointDescription)
-        guard allowPartial else {
-            if keepSource { await source.close() }
-            throw failure
-        }
+        guard allowPartial else { throw failure }
         var warning = failure
         warning.message = "launching without \(resolution.skippedVariables.joined(separator: ", ")) (--allow-partial)"
         warning.hint = nil

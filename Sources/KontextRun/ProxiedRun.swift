@@ -24,13 +24,7 @@ public enum ProxiedRun {
         let (resolution, source) = try await resolveCredentials(project.envFile?.content, environment: settings, identity: identity,
                                                                 allowPartial: allowPartial, keepSource: true)
         let sessionID = AuditIdentifier.random()
-        let directory: SessionDirectory
-        do {
-            directory = try SessionDirectory.create(id: sessionID, environment: settings)
-        } catch {
-            await source?.close()
-            throw error
-        }
+        let directory = try SessionDirectory.create(id: sessionID, environment: settings)
         defer { directory.remove() }
         let store = identity.workload == nil ? try AuditStore(environment: settings)
             : try AuditStore(path: directory.path + "/audit.db")
@@ -51,7 +45,6 @@ public enum ProxiedRun {
                 evaluator: PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets)),
                 mode: mode, session: session, writer: writer)
         } catch {
-            await source?.close()
             try? store.endSession(id: sessionID, exitCode: nil)
             await AgentSession.finishShipping(shipper, settings: settings)
             throw error
@@ -68,7 +61,6 @@ public enum ProxiedRun {
             failure = error
         }
         await proxy.stop()
-        await source?.close()
         try store.endSession(id: sessionID, exitCode: status)
         await AgentSession.finishShipping(shipper, settings: settings)
         if let failure { throw failure }

@@ -113,10 +113,6 @@ enum LayerRule {
         "kontext-bench-issuer": .tooling, "kontext-bench-audit": .tooling,
     ]
 
-    /// Orchestration may start the broker's HTTP server in process (local mode), nothing
-    /// else of the server column.
-    static let embeddedServer: [String: Set<String>] = ["KontextRun": ["KontextBroker"]]
-
     /// Who may link each external library directly.
     static let productUsers: [String: Set<String>] = [
         "ArgumentParser": ["kontext-cli"],
@@ -158,7 +154,6 @@ enum LayerRule {
         case (.command, .server):
             return from == "kontext" ? "the front never links the server" : nil
         case (_, .server):
-            if embeddedServer[from]?.contains(to) == true { return nil }
             return "\(fromLayer) modules never depend on the server column"
         default:
             return toLayer <= fromLayer ? nil : "\(fromLayer) may not depend on the higher \(toLayer) layer"

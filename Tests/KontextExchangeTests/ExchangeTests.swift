@@ -175,3 +175,59 @@ func startBroker(_ vault: FixedVault, secret: String) async throws -> BrokerServ
         #expect(!HTTPClient.isLoopback(url: url))
     }
 }
+
+/// Local mode hands the form to the exchange core in process. The same placeholders against
+/// the same service must end the same way as over HTTP, answer for answer.
+@Suite struct InProcessExchangeTests {
+    let subject = LocalSubjectVerifier.makeSecret()
+
+    func service(_ vault: FixedVault) -> TokenExchangeService {
+        TokenExchangeService(verifier: LocalSubjectVerifier(secret: subject), vault: vault, lifetime: 900)
+    }
+
+    func inProcess(_ service: TokenExchangeService, subject: String) -> TokenExchanger {
+        TokenExchanger(endpoint: ExchangeEndpoint(tokenURL: "in process", clientID: "kontext-test"),
+                       subject: SubjectToken(value: subject, type: TokenTypeURN.accessToken),
+                       carrier: .inProcess { form in
+                           let answer = await service.handle(form: form)
+                           return HTTPResponse(status: answer.status, contentType: "application/json", body: answer.body)
+                       })
+    }
+
+    @Test func answersMatchTheHTTPCarrier() async throws {
+        let value = TestSupport.secret("inproc")
+        let vault = FixedVault(credentials: ["github": value, "pg/ro": "pg-ro"])
+        let placeholders = [Placeholder(service: "github"), Placeholder(service: "pg", resource: "ro"),
+                            Placeholder(service: "nope"), Placeholder(service: "github")]
+        let broker = try await startBroker(vault, secret: subject)
+        for token in [subject, LocalSubjectVerifier.makeSecret()] {
+            let overHTTP = await TokenExchanger(endpoint: ExchangeEndpoint(tokenURL: broker.tokenURL, clientID: "kontext-test"),
+                                                subject: SubjectToken(value: token, type: TokenTypeURN.accessToken))
+                .exchange(placeholders)
+            let direct = await inProcess(service(vault), subject: token).exchange(placeholders)
+            #expect(direct.count == 3)
+            #expect(direct == overHTTP)
+        }
+        await broker.stop()
+        let issued = await inProcess(service(vault), subject: subject).exchange(placeholders)
+        #expect(try issued[Placeholder(service: "github")]?.get() ==
+                IssuedCredential(value: value, issuedTokenType: TokenTypeURN.accessToken, tokenType: "N_A", expiresIn: 900))
+        guard case .failure(.unknownService)? = issued[Placeholder(service: "nope")] else {
+            Issue.record("expected unknownService, got \(String(describing: issued[Placeholder(service: "nope")]))")
+            return
+        }
+    }
+
+    @Test func placeholdersAreExchangedConcurrentlyAndOnce() async throws {
+        var credentials: [String: String] = [:]
+        for i in 0..<10 { credentials["svc\(i)"] = "value-\(i)" }
+        let barrier = Barrier(expected: 10)
+        let placeholders = (0..<10).map { Placeholder(service: "svc\($0)") }
+        let results = await inProcess(service(FixedVault(credentials: credentials, barrier: barrier)), subject: subject)
+            .exchange(placeholders + placeholders)
+        #expect(results.count == 10)
+        #expect(results.values.allSatisfy { (try? $0.get()) != nil })
+        #expect(await barrier.mostInFlight == 10)
+        #expect(await barrier.arrivals == 10)
+    }
+}
