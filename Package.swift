@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
     ],
     targets: [
         // System libraries, reached through small inline shims (their C APIs are variadic).
@@ -111,6 +113,20 @@ let package = Package(
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange", "KontextExchangeCore",
             "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
             "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent", "KontextHookWire",
+            "KontextProxy",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        // The credential proxy (SPEC section 11): loopback HTTP proxy with CONNECT, TLS
+        // interception for bound hosts under a per-session CA, handle swap, egress audit.
+        .target(name: "KontextProxy", dependencies: [
+            "KontextCore", "KontextPolicy", "KontextAudit", "KontextPattern",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
@@ -157,6 +173,16 @@ let package = Package(
             "KontextHookWire", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy", "KontextCore",
             "KontextTestSupport", "KontextConsent",
         ]),
+        // The proxy against real loopback TLS servers with a test CA.
+        .testTarget(name: "KontextProxyTests", dependencies: [
+            "KontextProxy", "KontextPolicy", "KontextAudit", "KontextCore", "KontextHTTP", "KontextTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "KontextPolicyTests", dependencies: ["KontextPolicy", "KontextPattern", "KontextCore"]),
         // The kill -9 durability test drives the ingest benchmark binary.
         .testTarget(name: "KontextAuditTests", dependencies: ["KontextAudit", "KontextCore", "kontext-bench-audit"]),
@@ -175,7 +201,8 @@ let package = Package(
         ], path: "bench/BenchIssuer"),
         .executableTarget(name: "kontext-bench-audit", dependencies: ["KontextAudit", "KontextCore", "KontextSystem"], path: "bench/AuditIngest"),
         // Runs the built `kontext` and `kontext-cli` binaries (swift build --build-tests builds them).
-        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring", "KontextAgent"]),
+        .testTarget(name: "KontextCLITests", dependencies: ["KontextTestSupport", "KontextKeyring", "KontextAgent",
+                                                           .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
         // A loopback identity provider (discovery, JWKS, signing keys) shared by the trust and broker tests.
         .target(name: "KontextTestIssuer", dependencies: [

@@ -186,7 +186,7 @@ _kontext() {
 
 _kontext_start() {
     repeating_flags=()
-    non_repeating_flags=(--verbose --allow-partial --version -h --help)
+    non_repeating_flags=(--verbose --allow-partial --proxy --version -h --help)
     repeating_options=()
     non_repeating_options=(--id-token-file --agent --agent-command --mode --env-file)
     __kontext_offer_flags_options -1
@@ -218,7 +218,7 @@ _kontext_start() {
 
 _kontext_run() {
     repeating_flags=()
-    non_repeating_flags=(--verbose --allow-partial --version -h --help)
+    non_repeating_flags=(--verbose --allow-partial --proxy --version -h --help)
     repeating_options=()
     non_repeating_options=(--id-token-file --env-file)
     __kontext_offer_flags_options -1

@@ -23,9 +23,9 @@ function __kontext_parse_tokens -S
         __kontext_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'start'
-            __kontext_parse_subcommand -r 1 'verbose' 'id-token-file=' 'agent=' 'agent-command=' 'mode=' 'env-file=' 'allow-partial' 'version' 'h/help'
+            __kontext_parse_subcommand -r 1 'verbose' 'id-token-file=' 'agent=' 'agent-command=' 'mode=' 'env-file=' 'allow-partial' 'proxy' 'version' 'h/help'
         case 'run'
-            __kontext_parse_subcommand -r 1 'verbose' 'id-token-file=' 'env-file=' 'allow-partial' 'version' 'h/help'
+            __kontext_parse_subcommand -r 1 'verbose' 'id-token-file=' 'env-file=' 'allow-partial' 'proxy' 'version' 'h/help'
         case 'env'
             __kontext_parse_subcommand 0 'verbose' 'id-token-file=' 'env-file=' 'version' 'h/help'
         case 'hook'
@@ -157,12 +157,14 @@ complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_option
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" mode' -l 'mode' -d 'observe records and never blocks, enforce applies the policy (default: KONTEXT_MODE, else observe).' -rfka 'observe enforce'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" allow-partial' -l 'allow-partial' -d 'Launch even if some placeholders cannot be resolved (their variables are left unset).'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" proxy' -l 'proxy' -d 'Give the child handles instead of the credentials of services with bound hosts, and a         loopback proxy that swaps them in only toward those hosts (also KONTEXT_PROXY=1).'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext start" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" id-token-file' -l 'id-token-file' -d 'A file holding this CI job\'s OIDC token (e.g. a Kubernetes projected service-account token): CI mode.' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" env-file' -l 'env-file' -d 'The env file to read (default: .env.kontext).' -rF
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" allow-partial' -l 'allow-partial' -d 'Launch even if some placeholders cannot be resolved (their variables are left unset).'
+complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" proxy' -l 'proxy' -d 'Give the child handles instead of the credentials of services with bound hosts, and a         loopback proxy that swaps them in only toward those hosts (also KONTEXT_PROXY=1).'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" version' -l 'version' -d 'Show the version.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext run" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'kontext' -n '__kontext_should_offer_completions_for_flags_or_options "kontext env" verbose' -l 'verbose' -d 'Say what kontext does on stderr (never a token or secret); also KONTEXT_DEBUG=1.'

@@ -15,8 +15,7 @@ import KontextHookWire
 /// `{"prompt": TEXT}` (redacted and truncated like any tool input, see `sanitized`), so the
 /// SPEC's field list needs no extra key. `promptInput(_:)` builds that object.
 public struct AuditEvent: Sendable, Equatable {
-    /// The hook EVENT names of SPEC section 2 (`kontext hook EVENT`).
-    public typealias Kind = HookEvent
+    public typealias Kind = AuditEventKind
 
     /// Unique across all sessions and machines (the backend de-duplicates on it); by default
     /// `AuditIdentifier.timeOrdered()`.
@@ -78,6 +77,22 @@ public struct AuditEvent: Sendable, Equatable {
         "id", "session_id", "seq", "time", "agent", "event", "tool_name", "tool_input",
         "tool_response", "decision", "actor", "host", "cwd",
     ]
+}
+
+/// What an event records: the hook EVENT names of SPEC section 2 (`kontext hook EVENT`),
+/// and `egress`, a request the credential proxy sent to a bound host (SPEC section 11).
+public enum AuditEventKind: String, CaseIterable, Sendable {
+    case preTool = "pre-tool"
+    case postTool = "post-tool"
+    case userPrompt = "user-prompt"
+    case sessionStart = "session-start"
+    case sessionEnd = "session-end"
+    case stop = "stop"
+    case egress = "egress"
+
+    public init(_ hook: HookEvent) {
+        self.init(rawValue: hook.rawValue)!
+    }
 }
 
 /// The policy verdict recorded with an event.

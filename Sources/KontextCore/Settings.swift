@@ -40,6 +40,8 @@ public struct Settings: Sendable {
     public var idTokenVariable: String?
     /// Plain HTTP to hosts that are not loopback is allowed.
     public var allowHTTP: Bool
+    /// Sessions carry handles through the credential proxy (SPEC section 11) without `--proxy`.
+    public var proxy: Bool
 
     /// `file` is config.toml's values by key; a variable set in the environment, even to the
     /// empty string, wins over it. Empty values count as unset.
@@ -66,6 +68,7 @@ public struct Settings: Sendable {
         idToken = value(.idToken)
         idTokenVariable = value(.idTokenVariable)
         allowHTTP = value(.allowHTTP).map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+        proxy = value(.proxy).map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
     }
 
     /// Before anything is sent: the servers that get tokens or audit events are reached over
@@ -95,10 +98,11 @@ extension Settings.Name {
     public static let idToken = Self(variable: "KONTEXT_ID_TOKEN", configKey: nil)
     public static let idTokenVariable = Self(variable: "KONTEXT_ID_TOKEN_VARIABLE", configKey: "id_token_variable")
     public static let allowHTTP = Self(variable: "KONTEXT_ALLOW_HTTP", configKey: "allow_http")
+    public static let proxy = Self(variable: "KONTEXT_PROXY", configKey: "proxy")
 
     public static let all: [Self] = [
         .issuerURL, .clientID, .clientSecret, .tokenEndpoint, .scopes, .redirectURI, .auditURL, .mode, .policy,
-        .keyring, .caBundle, .debug, .audience, .idTokenFile, .idToken, .idTokenVariable, .allowHTTP,
+        .keyring, .caBundle, .debug, .audience, .idTokenFile, .idToken, .idTokenVariable, .allowHTTP, .proxy,
     ]
 
     /// The setting config.toml's `key` sets, or nil for a key it may not hold.

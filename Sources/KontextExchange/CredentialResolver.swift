@@ -18,6 +18,9 @@ public struct Resolution: Sendable {
     public var failures: [Failure]
     /// Variables left out because one of their placeholders failed (with `--allow-partial`).
     public var skippedVariables: [String]
+    /// Each exchanged placeholder's credential with its lifetime (the credential proxy
+    /// renews it before `expiresIn` runs out).
+    public var issued: [Placeholder: IssuedCredential] = [:]
 
     public var redactor: Redactor { Redactor(secrets: secrets) }
 
@@ -77,6 +80,8 @@ public enum CredentialResolver {
                 break
             }
         }
-        return Resolution(variables: variables, secrets: secrets, failures: failures, skippedVariables: skipped)
+        var resolution = Resolution(variables: variables, secrets: secrets, failures: failures, skippedVariables: skipped)
+        resolution.issued = results.compactMapValues { try? $0.get() }
+        return resolution
     }
 }

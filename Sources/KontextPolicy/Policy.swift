@@ -22,6 +22,13 @@ public struct PolicyVerdict: Sendable, Equatable {
     public static let noMatch = PolicyVerdict(decision: .allow)
 }
 
+/// What a rule judges: the agent's tool calls (hooks, the default) or the credential proxy's
+/// requests to bound hosts (`event = "egress"`, SPEC section 11). A rule judges one kind only.
+public enum PolicyEvent: String, Sendable {
+    case tool
+    case egress
+}
+
 /// Ordered rules from a policy file (SPEC section 7): the first rule whose matchers all
 /// match decides; a call no rule matches is allowed.
 public struct Policy: Sendable {
@@ -35,8 +42,11 @@ public struct Policy: Sendable {
         let fields: [FieldMatcher]
         let decision: PolicyDecision
         let reason: String?
+        let event: PolicyEvent
 
-        init(label: String, tool: [Pattern]?, fields: [FieldMatcher], decision: PolicyDecision, reason: String?) {
+        init(label: String, tool: [Pattern]?, fields: [FieldMatcher], decision: PolicyDecision, reason: String?,
+             event: PolicyEvent = .tool) {
+            self.event = event
             self.label = label
             self.tool = tool
             self.fields = fields
@@ -66,9 +76,10 @@ public struct Policy: Sendable {
 
     public var ruleCount: Int { rules.count }
 
-    /// First matching rule wins; no match allows with `rule` nil.
-    public func evaluate(toolName: String, input: JSONValue) -> PolicyVerdict {
-        for rule in rules where rule.matches(toolName: toolName, input: input) {
+    /// First matching rule of that event's kind wins; no match allows with `rule` nil. For
+    /// egress, `toolName` is the service and `input` is `{method, host, path}`.
+    public func evaluate(toolName: String, input: JSONValue, event: PolicyEvent = .tool) -> PolicyVerdict {
+        for rule in rules where rule.event == event && rule.matches(toolName: toolName, input: input) {
             return PolicyVerdict(decision: rule.decision, reason: rule.reason, rule: rule.label)
         }
         return .noMatch
@@ -102,6 +113,7 @@ extension Policy {
     public var ruleSummaries: [String] {
         rules.map { rule in
             var parts = ["\(rule.label): \(rule.decision.rawValue)"]
+            if rule.event != .tool { parts.append("event=\(rule.event.rawValue)") }
             if let tool = rule.tool { parts.append("tool=" + tool.map(\.source).joined(separator: ",")) }
             for matcher in rule.fields {
                 parts.append("\(matcher.field)=" + matcher.patterns.map { "\"\($0.source)\"" }.joined(separator: ","))

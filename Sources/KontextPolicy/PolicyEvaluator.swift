@@ -15,4 +15,11 @@ public struct PolicyEvaluator: Sendable {
         secretGuard.evaluate(toolName: toolName, input: input)
             ?? layers.evaluate(toolName: toolName, input: input)
     }
+
+    /// A request the credential proxy is about to send to a host bound to `service`: only
+    /// `event = "egress"` rules judge it (the secret guard is for tool inputs).
+    public func evaluateEgress(service: String, method: String, host: String, path: String) -> PolicyVerdict {
+        layers.evaluate(toolName: service, input: .object([("method", .string(method)), ("host", .string(host)),
+                                                           ("path", .string(path))]), event: .egress)
+    }
 }

@@ -43,10 +43,10 @@ public struct PolicyLayers: Sendable {
 
     public static let empty = PolicyLayers([])
 
-    public func evaluate(toolName: String, input: JSONValue) -> PolicyVerdict {
+    public func evaluate(toolName: String, input: JSONValue, event: PolicyEvent = .tool) -> PolicyVerdict {
         var strictest: PolicyVerdict?
         for layer in layers {
-            var verdict = layer.policy.evaluate(toolName: toolName, input: input)
+            var verdict = layer.policy.evaluate(toolName: toolName, input: input, event: event)
             guard let rule = verdict.rule else { continue }
             if verdict.decision == .allow && !layer.allowsCount { continue }
             verdict.rule = layer.kind.rawValue + ":" + rule

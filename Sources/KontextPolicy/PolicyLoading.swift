@@ -44,7 +44,9 @@ extension Policy {
     ///   must have (strings match as themselves, other JSON values as their JSON text);
     ///   `input.FIELD = …` reaches fields named like the keys above.
     /// A pattern is a string (see `Pattern`) or a non-empty array of them, any of which may
-    /// match. A rule with no patterns matches every call.
+    /// match. A rule with no patterns matches every call. `event = "egress"` makes a rule
+    /// judge the credential proxy's requests instead of tool calls: `tool` then matches the
+    /// service, and `host`, `method`, `path` the request.
     public static func parse(_ text: String, path: String) throws -> Policy {
         // TOMLKit hands the text to C as a C string, which would silently end at a NUL.
         guard !text.utf8.contains(0) else {
@@ -133,9 +135,19 @@ extension Policy {
         var decision: PolicyDecision?
         var reason: String?
         var fields: [FieldMatcher] = []
+        var event = PolicyEvent.tool
 
         for (key, value) in table {
             switch key {
+            case "event":
+                let word = try string(key, value)
+                switch word {
+                case "egress": event = .egress
+                case "pre-tool": event = .tool
+                default:
+                    throw failure("unknown event \"\(word)\"",
+                                  hint: "event = \"egress\" judges the credential proxy's requests (host, method, path); leave it out for tool calls")
+                }
             case "id":
                 label = try string(key, value)
             case "reason":
@@ -160,7 +172,8 @@ extension Policy {
             throw failure("no decision", hint: "add decision = \"allow\", \"ask\" or \"deny\"")
         }
         if label?.isEmpty == true { throw failure("\"id\" is empty") }
-        return Rule(label: label ?? "\(path)#\(number)", tool: tool, fields: fields, decision: decision, reason: reason)
+        return Rule(label: label ?? "\(path)#\(number)", tool: tool, fields: fields, decision: decision, reason: reason,
+                    event: event)
     }
 }
 

@@ -12,6 +12,7 @@ import KontextEnvFile
 import KontextHookWire
 import KontextPolicy
 import KontextProcess
+import KontextProxy
 import KontextSidecar
 
 /// `kontext start`: what to launch and how.
@@ -26,9 +27,12 @@ public struct StartOptions: Sendable {
     public var allowPartial: Bool
     /// `--mode`; nil means `KONTEXT_MODE`, else observe.
     public var mode: PolicyMode?
+    /// `--proxy`; false still honours `KONTEXT_PROXY` and config `proxy = true`.
+    public var proxy: Bool
 
     public init(agentName: String?, agentCommand: String?, agentArguments: [String], project: Project,
-                allowPartial: Bool, mode: PolicyMode?) {
+                allowPartial: Bool, mode: PolicyMode?, proxy: Bool = false) {
+        self.proxy = proxy
         self.agentName = agentName
         self.agentCommand = agentCommand
         self.agentArguments = agentArguments
@@ -68,8 +72,10 @@ public enum AgentSession {
             layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
         }
         let identity = try await RunIdentity.establish(settings: settings)
-        let resolution = try await resolveCredentials(options.project.envFile?.content, settings: settings, identity: identity,
-                                                      allowPartial: options.allowPartial)
+        let proxied = ProxyLaunch.requested(flag: options.proxy, settings: settings)
+        let (resolution, source) = try await resolveCredentials(options.project.envFile?.content, settings: settings,
+                                                                identity: identity, allowPartial: options.allowPartial,
+                                                                keepSource: proxied)
         // kontext's own secrets stay out of the agent and out of every record it leaves.
         let ownSecrets = OwnSecrets.present(in: environment, settings: settings)
             + (identity.workload.map { [(service: "workload-token", value: $0.token)] } ?? [])
@@ -92,11 +98,27 @@ public enum AgentSession {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
-        let handler = HookHandler(session: session, adapter: adapter ?? AgentAdapters.all[0],
-                                  evaluator: PolicyEvaluator(layers: PolicyLayers(layers),
-                                                             secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets)),
+        let evaluator = PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets))
+        let handler = HookHandler(session: session, adapter: adapter ?? AgentAdapters.all[0], evaluator: evaluator,
                                   mode: mode, redactor: redactor, writer: writer)
-        let sidecar = try SidecarServer.start(socketPath: directory.path + "/hook.sock") { handler.handle($0) }
+        var proxy: ProxyLaunch?
+        if proxied {
+            proxy = try await ProxyLaunch.start(
+                file: options.project.envFile?.content ?? EnvFile(path: "", variables: []), resolution: resolution, source: source,
+                settings: settings, directory: directory.path, evaluator: evaluator, mode: mode,
+                session: EgressSession(id: sessionID, agent: agentLabel, actor: session.actor, host: session.host, cwd: session.cwd),
+                writer: writer)
+        }
+        func stopProxy() async {
+            await proxy?.stop()
+        }
+        let sidecar: SidecarServer
+        do {
+            sidecar = try SidecarServer.start(socketPath: directory.path + "/hook.sock") { handler.handle($0) }
+        } catch {
+            await stopProxy()
+            throw error
+        }
 
         let sessionVariables: [(key: String, value: String)] = [
             (SessionVariable.sessionID, sessionID), (SessionVariable.socket, sidecar.socketPath), (SessionVariable.mode, mode.rawValue),
@@ -115,17 +137,19 @@ public enum AgentSession {
         }
         let child = ChildProcess(executable: program, arguments: arguments, environment: childEnvironment(
             base: environment, removing: OwnSecrets.variables(settings: settings, platform: true),
-            resolved: resolution.variables, extra: sessionVariables))
+            resolved: proxy?.variables ?? resolution.variables, extra: sessionVariables + (proxy?.proxyVariables ?? [])))
         let status: Int32
         do {
             status = try await offload { try child.run() }
         } catch {
             sidecar.stop()
+            await stopProxy()
             try? store.endSession(id: sessionID, exitCode: nil)
             await finishShipping(shipper, settings: settings)
             throw error
         }
         sidecar.stop()
+        await stopProxy()
         if hooked && !handler.activity.sawSessionStart {
             printError("kontext: warning: \(HookHandler.hooksMissingReason) (recorded in the audit)")
             try handler.recordHooksMissing()

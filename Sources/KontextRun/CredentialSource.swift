@@ -108,6 +108,26 @@ public final class CredentialSource: Sendable {
         return CredentialResolver.resolve(file, results: results)
     }
 
+    /// One placeholder exchanged again, for the credential proxy before the credential
+    /// expires: with the login's current access token, renewed once if the server refuses it.
+    public func exchangeAgain(_ placeholder: Placeholder) async throws -> IssuedCredential {
+        var current = exchanger
+        if let login { current.subject.value = try await login.accessToken() }
+        var result = await current.exchange([placeholder])[placeholder]
+        if case .failure(.subjectRejected)? = result, let login {
+            current.subject.value = try await login.renew(rejected: current.subject.value)
+            result = await current.exchange([placeholder])[placeholder]
+        }
+        switch result {
+        case .success(let credential)?:
+            return credential
+        case .failure(let failure)?:
+            throw KontextError(.credentialResolution, failure.explanation(for: placeholder, endpoint: exchanger.endpoint.tokenURL))
+        case nil:
+            throw KontextError(.credentialResolution, "no answer for \(placeholder)")
+        }
+    }
+
     public var endpointDescription: String { exchanger.endpoint.tokenURL }
 
     /// How local mode's token service is named in messages.

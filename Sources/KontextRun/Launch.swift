@@ -13,8 +13,17 @@ import KontextProcess
 /// (remote mode: the stored login).
 public func resolveCredentials(_ file: EnvFile?, settings: Settings, identity: RunIdentity? = nil,
                                allowPartial: Bool) async throws -> Resolution {
-    guard let file else { return .empty }
-    guard !file.placeholders.isEmpty else { return CredentialResolver.resolve(file, results: [:]) }
+    let (resolution, _) = try await resolveCredentials(file, settings: settings, identity: identity,
+                                                       allowPartial: allowPartial, keepSource: false)
+    return resolution
+}
+
+/// The same, optionally handing back the credential source, for the credential proxy's
+/// re-exchanges during the session.
+func resolveCredentials(_ file: EnvFile?, settings: Settings, identity: RunIdentity?,
+                        allowPartial: Bool, keepSource: Bool) async throws -> (Resolution, CredentialSource?) {
+    guard let file else { return (.empty, nil) }
+    guard !file.placeholders.isEmpty else { return (CredentialResolver.resolve(file, results: [:]), nil) }
     let established: RunIdentity
     if let identity { established = identity } else { established = try await RunIdentity.establish(settings: settings) }
     let source = try await CredentialSource.open(settings: settings, identity: established)
@@ -28,7 +37,7 @@ public func resolveCredentials(_ file: EnvFile?, settings: Settings, identity: R
         warning.hint = nil
         printError(warning.description)
     }
-    return resolution
+    return (resolution, keepSource ? source : nil)
 }
 
 /// The child's environment: kontext's own less `removing` (kontext's own secrets), with the

@@ -66,7 +66,7 @@ public struct HookHandler: Sendable {
             return HookWire.Answer(exitCode: 2, stdout: "", stderr: "kontext: this session serves \(adapter.name) hooks; got \(request.event) for \(request.agent)\n")
         }
         activity.record(event)
-        var record = AuditEvent(sessionID: session.id, agent: session.agent, event: event,
+        var record = AuditEvent(sessionID: session.id, agent: session.agent, event: AuditEventKind(event),
                                 actor: session.actor, host: session.host, cwd: session.cwd)
         var agentDecision: PolicyDecision?
         var reason: String?

@@ -105,7 +105,7 @@ enum LayerRule {
         "KontextHTTP": .client, "KontextKeyring": .client, "KontextProcess": .client, "KontextExchange": .client,
         "KontextExchangeCore": .client, "KontextTrust": .client, "KontextOIDC": .client, "KontextWorkload": .client,
         "KontextPolicy": .session, "KontextAudit": .session, "KontextAuditShipping": .session, "KontextAgent": .session,
-        "KontextSidecar": .session, "KontextConsent": .session,
+        "KontextSidecar": .session, "KontextConsent": .session, "KontextProxy": .session,
         "KontextRun": .orchestration,
         "KontextCLI": .command, "kontext-cli": .command, "kontext": .command,
         "KontextBroker": .server, "KontextBrokerStore": .server, "KontextBrokerService": .server,
@@ -116,20 +116,25 @@ enum LayerRule {
     /// Who may link each external library directly.
     static let productUsers: [String: Set<String>] = [
         "ArgumentParser": ["KontextCLI"],
-        "TOMLKit": ["KontextPolicy", "KontextRun", "KontextBrokerService"],
+        "TOMLKit": ["KontextPolicy", "KontextRun", "KontextBrokerService", "KontextProxy"],
         "GRDB": ["KontextAudit", "KontextBrokerStore"],
         "JWTKit": ["KontextTrust"],
-        "Crypto": ["KontextConsent", "KontextOIDC", "KontextBrokerStore"],
+        "Crypto": ["KontextConsent", "KontextOIDC", "KontextBrokerStore", "KontextProxy"],
         "Hummingbird": ["KontextBroker", "KontextBrokerService"],
         "ServiceLifecycle": ["KontextBroker"],
         "UnixSignals": ["KontextBroker", "KontextBrokerService"],
         "Logging": ["KontextBroker", "KontextBrokerService", "KontextBrokerStore", "KontextCLI"],
         "PostgresNIO": ["KontextBrokerStore"],
-        "NIOSSL": ["KontextBrokerStore"],
+        // The credential proxy is a TLS-terminating HTTP proxy inside the session: SwiftNIO and
+        // NIOSSL are its network stack, X509 makes the session CA's certificates.
+        "NIOSSL": ["KontextBrokerStore", "KontextProxy"],
+        "NIOCore": ["KontextProxy"], "NIOPosix": ["KontextProxy"], "NIOHTTP1": ["KontextProxy"], "NIOTLS": ["KontextProxy"],
+        "X509": ["KontextProxy"],
     ]
 
-    /// Libraries that only a server has any business linking.
-    static let serverProducts: Set<String> = ["Hummingbird", "ServiceLifecycle", "UnixSignals", "PostgresNIO", "NIOSSL"]
+    /// Libraries that only a server has any business linking. (NIOSSL is not one: the
+    /// session's credential proxy terminates TLS with it.)
+    static let serverProducts: Set<String> = ["Hummingbird", "ServiceLifecycle", "UnixSignals", "PostgresNIO"]
 
     /// Everything the static `kontext` front may link (itself included).
     /// The agent adapters are in it so that the front answers in each agent's dialect from

@@ -29,7 +29,10 @@ struct EnvCommand: KontextCommand, Diagnosable {
         try ProjectConsent.require(project, settings: settings)
         let resolution = try await resolveCredentials(file, settings: settings, allowPartial: true)
         let failed = Dictionary(resolution.failures.map { ($0.placeholder, $0.reason) }, uniquingKeysWith: { a, _ in a })
-        var rows: [[String]] = [["VARIABLE", "PLACEHOLDERS", "STATUS"]]
+        let proxied = try ProxyLaunch.proxiedTargets(in: file, settings: settings)
+        // What the child gets under --proxy: a handle when every placeholder of the variable
+        // has hosts bound to its service, else the credential itself.
+        var rows: [[String]] = [["VARIABLE", "PLACEHOLDERS", "STATUS", "WITH --proxy"]]
         for variable in file.variables {
             let placeholders = variable.placeholders
             let status: String
@@ -40,7 +43,12 @@ struct EnvCommand: KontextCommand, Diagnosable {
             } else {
                 status = "resolves"
             }
-            rows.append([variable.key, placeholders.isEmpty ? "-" : placeholders.map(\.description).joined(separator: " "), status])
+            let carried = placeholders.filter { proxied.contains($0.target) }
+            let proxyColumn = placeholders.isEmpty ? "-"
+                : carried.count == placeholders.count ? "handle"
+                : carried.isEmpty ? "credential (no bound hosts)" : "handle and credential"
+            rows.append([variable.key, placeholders.isEmpty ? "-" : placeholders.map(\.description).joined(separator: " "), status,
+                         proxyColumn])
         }
         context.streams.print(formatTable(rows))
         if !resolution.failures.isEmpty { throw ExitCode(ExitStatus.credentialResolution.rawValue) }

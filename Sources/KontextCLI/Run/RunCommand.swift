@@ -34,6 +34,11 @@ struct RunCommand: KontextCommand, Diagnosable {
         let settings = try identity.settings(context)
         let project = try credentials.loadProject(context)
         let program = try locateProgram(name, environment: environment)
+        if ProxyLaunch.requested(flag: credentials.proxy, settings: settings) {
+            throw ExitCode(try await ProxiedRun.run(program: program, arguments: Array(command.dropFirst()), project: project,
+                                                    environment: environment, settings: settings,
+                                                    allowPartial: credentials.allowPartial))
+        }
         try ProjectConsent.require(project, settings: settings)
         let resolution = try await resolveCredentials(project.envFile?.content, settings: settings,
                                                       allowPartial: credentials.allowPartial)
@@ -52,6 +57,11 @@ struct CredentialOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Launch even if some placeholders cannot be resolved (their variables are left unset).")
     var allowPartial = false
+
+    @Flag(name: .long, help: """
+        Give the child handles instead of the credentials of services with bound hosts, and a         loopback proxy that swaps them in only toward those hosts (also KONTEXT_PROXY=1).
+        """)
+    var proxy = false
 
     /// The env file (if any) and project policy. `run` says when there is no env file, since
     /// injecting is its whole job; `start` without one is a normal audited session.

@@ -51,7 +51,7 @@ struct StartCommand: KontextCommand, Diagnosable {
         let userPolicy = try Policy.locate(settings: settings, projectDirectory: currentWorkingDirectory()).user
         let options = StartOptions(agentName: agent, agentCommand: agentCommand, agentArguments: agentArguments,
                                    project: try credentials.loadProject(context, noticeIfMissing: false, userPolicyPath: userPolicy),
-                                   allowPartial: credentials.allowPartial, mode: chosenMode)
+                                   allowPartial: credentials.allowPartial, mode: chosenMode, proxy: credentials.proxy)
         throw ExitCode(try await AgentSession.run(options, settings: settings))
     }
 }

@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KontextCore
+import KontextPattern
+import TOMLKit
+
+/// Which hosts each service's credential may be sent to (SPEC section 11). Only trusted
+/// configuration binds hosts: the built-in defaults and the user's
+/// `$XDG_CONFIG_HOME/kontext/hosts.toml`; nothing a repository ships is read here.
+public struct HostBindings: Sendable {
+    public struct Binding: Sendable {
+        public var service: String
+        /// Host name patterns (globs, matched case-insensitively; `*` spans dots).
+        public var hosts: [String]
+        /// Headers besides `Authorization` whose handle is swapped (lower case).
+        public var headers: [String]
+        let patterns: [MatchPattern]
+
+        public init(service: String, hosts: [String], headers: [String] = []) throws {
+            self.service = service
+            self.hosts = hosts.map { $0.lowercased() }
+            self.headers = headers.map { $0.lowercased() }
+            patterns = try self.hosts.map { try MatchPattern($0) }
+        }
+
+        func matches(_ host: String) -> Bool { patterns.contains { $0.matches(host) } }
+    }
+
+    public private(set) var bindings: [Binding]
+
+    public init(_ bindings: [Binding]) {
+        self.bindings = bindings
+    }
+
+    /// Well-known services' API hosts, and the headers their clients put a key in.
+    public static let builtIn: HostBindings = {
+        let table: [(String, [String], [String])] = [
+            ("github", ["api.github.com", "github.com", "uploads.github.com"], []),
+            ("gitlab", ["gitlab.com"], ["private-token"]),
+            ("openai", ["api.openai.com"], []),
+            ("anthropic", ["api.anthropic.com"], ["x-api-key"]),
+            ("stripe", ["api.stripe.com", "files.stripe.com"], []),
+            ("linear", ["api.linear.app"], []),
+            ("slack", ["slack.com", "*.slack.com"], []),
+            ("npm", ["registry.npmjs.org"], []),
+            ("pypi", ["upload.pypi.org"], []),
+        ]
+        return HostBindings(table.map { try! Binding(service: $0.0, hosts: $0.1, headers: $0.2) })
+    }()
+
+    /// The services bound to `host`, in binding order.
+    public func services(for host: String) -> [Binding] {
+        let name = Self.normalized(host)
+        return bindings.filter { $0.matches(name) }
+    }
+
+    public func binding(for service: String) -> Binding? {
+        bindings.first { $0.service == service }
+    }
+
+    /// Lower case, no trailing dot, no IPv6 brackets.
+    static func normalized(_ host: String) -> String {
+        var name = host.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+        return name
+    }
+
+    /// `$XDG_CONFIG_HOME/kontext/hosts.toml`.
+    public static func userFile(environment: [String: String]) -> String {
+        XDGDirectories(environment: environment).config + "/kontext/hosts.toml"
+    }
+
+    /// The built-in defaults with the user's file over them: a service the file names is
+    /// bound to exactly the file's hosts (so a user can narrow a default as well as add one).
+    public static func load(environment: [String: String]) throws -> HostBindings {
+        let path = userFile(environment: environment)
+        errno = 0
+        guard let bytes = readFile(path, limit: 1 << 20) else {
+            if errno == ENOENT || errno == ENOTDIR { return builtIn }
+            let why = errno == 0 ? "larger than 1 MiB" : String(cString: strerror(errno))
+            throw KontextError.usage("\(path): cannot read the host bindings: \(why)")
+        }
+        return builtIn.overridden(by: try parse(bytes: bytes, path: path))
+    }
+
+    func overridden(by user: [Binding]) -> HostBindings {
+        let named = Set(user.map(\.service))
+        return HostBindings(user + bindings.filter { !named.contains($0.service) })
+    }
+
+    /// `[[service]]` tables with `name`, `hosts` (non-empty) and optional `headers`.
+    public static func parse(bytes: [UInt8], path: String) throws -> [Binding] {
+        guard let text = String(validating: bytes, as: UTF8.self), !text.utf8.contains(0) else {
+            throw KontextError.usage("\(path): not UTF-8 text")
+        }
+        let hint = #"write [[service]] tables: name = "github", hosts = ["api.github.com"], optional headers = ["x-api-key"]"#
+        let document: TOMLTable
+        do {
+            document = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw KontextError.usage("\(path):\(error.source.begin.line):\(error.source.begin.column): invalid TOML: \(error.description)", hint: hint)
+        }
+        var bindings: [Binding] = []
+        for (key, value) in document {
+            guard key == "service", let array = value.array else {
+                throw KontextError.usage("\(path): unknown top-level key \"\(key)\"", hint: hint)
+            }
+            for (offset, element) in array.enumerated() {
+                let at = "\(path): service \(offset + 1)"
+                guard let table = element.table else { throw KontextError.usage("\(at) is not a table", hint: hint) }
+                func strings(_ name: String) throws -> [String]? {
+                    guard let value = table[name] else { return nil }
+                    guard let items = value.array, items.allSatisfy({ $0.string != nil }) else {
+                        throw KontextError.usage("\(at): \"\(name)\" must be an array of strings", hint: hint)
+                    }
+                    return items.map { $0.string! }
+                }
+                for name in table.keys where !["name", "hosts", "headers"].contains(name) {
+                    throw KontextError.usage("\(at): unknown key \"\(name)\"", hint: hint)
+                }
+                guard let name = table["name"]?.string, !name.isEmpty,
+                      name.utf8.allSatisfy({ Self.serviceCharacters.contains($0) }) else {
+                    throw KontextError.usage("\(at): \"name\" must be a service name ([A-Za-z0-9._-]+)", hint: hint)
+                }
+                guard let hosts = try strings("hosts"), !hosts.isEmpty, hosts.allSatisfy({ !$0.isEmpty }) else {
+                    throw KontextError.usage("\(at) (\(name)): \"hosts\" must be a non-empty array of host names", hint: hint)
+                }
+                let headers = try strings("headers") ?? []
+                for header in headers where header.isEmpty || !header.utf8.allSatisfy(Self.isTokenCharacter) {
+                    throw KontextError.usage("\(at) (\(name)): \"\(header)\" is not a header name", hint: hint)
+                }
+                do {
+                    bindings.append(try Binding(service: name, hosts: hosts, headers: headers))
+                } catch let error as KontextError {
+                    throw KontextError.usage("\(at) (\(name)): \(error.message)", hint: hint)
+                }
+            }
+        }
+        return bindings
+    }
+
+    static let serviceCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-".utf8)
+
+    static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}

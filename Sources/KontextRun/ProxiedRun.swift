@@ -1,0 +1,69 @@
+import KontextAudit
+import KontextConsent
+import KontextCore
+import KontextEnvFile
+import KontextPolicy
+import KontextProcess
+import KontextAuditShipping
+import KontextProxy
+
+/// `kontext run --proxy`: the command gets handles and the credential proxy, as an agent
+/// does under `start --proxy`; its requests to bound hosts are checked against the egress
+/// rules and audited in a session of its own (agent `run`). There are no hooks.
+public enum ProxiedRun {
+    public static func run(program: String, arguments: [String], project: Project, environment: [String: String],
+                           settings: [String: String], allowPartial: Bool) async throws -> Int32 {
+        let mode = try PolicyMode(environment: settings)
+        let projectTrusted = try ProjectConsent.require(project, settings: settings)
+        let userPath = try Policy.locate(environment: settings, projectDirectory: project.directory).user
+        var layers: [PolicyLayer] = try userPath.map { [PolicyLayer(kind: .user, policy: try Policy.load(path: $0))] } ?? []
+        if let projectPolicy = project.policy?.content {
+            layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
+        }
+        let identity = try await RunIdentity.establish(settings: settings)
+        let (resolution, source) = try await resolveCredentials(project.envFile?.content, environment: settings, identity: identity,
+                                                                allowPartial: allowPartial, keepSource: true)
+        let sessionID = AuditIdentifier.random()
+        let directory = try SessionDirectory.create(id: sessionID, environment: settings)
+        defer { directory.remove() }
+        let store = identity.workload == nil ? try AuditStore(environment: settings)
+            : try AuditStore(path: directory.path + "/audit.db")
+        let writer = AuditWriter(store: store)
+        defer { writer.close() }
+        let session = EgressSession(id: sessionID, agent: "run", actor: identity.actor, host: hostName(), cwd: project.directory)
+        try store.recordSessionStart(AuditSession(id: sessionID, agent: "run", actor: session.actor, host: session.host,
+                                                  cwd: session.cwd,
+                                                  destination: AuditUpload.destination(settings: settings, identity: identity)))
+        let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
+            .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
+        shipper?.start()
+        let proxy: ProxyLaunch
+        do {
+            proxy = try await ProxyLaunch.start(
+                file: project.envFile?.content ?? EnvFile(path: "", variables: []), resolution: resolution, source: source,
+                settings: settings, directory: directory.path,
+                evaluator: PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets)),
+                mode: mode, session: session, writer: writer)
+        } catch {
+            try? store.endSession(id: sessionID, exitCode: nil)
+            await AgentSession.finishShipping(shipper, settings: settings)
+            throw error
+        }
+        let child = ChildProcess(executable: program, arguments: arguments, environment: childEnvironment(
+            base: environment, removing: OwnSecrets.variables(settings: settings, platform: false),
+            resolved: proxy.variables, extra: proxy.proxyVariables))
+        let status: Int32?
+        var failure: (any Error)?
+        do {
+            status = try await offload { try child.run() }
+        } catch {
+            status = nil
+            failure = error
+        }
+        await proxy.stop()
+        try store.endSession(id: sessionID, exitCode: status)
+        await AgentSession.finishShipping(shipper, settings: settings)
+        if let failure { throw failure }
+        return status ?? 0
+    }
+}
