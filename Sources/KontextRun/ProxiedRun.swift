@@ -12,21 +12,21 @@ import KontextProxy
 /// rules and audited in a session of its own (agent `run`). There are no hooks.
 public enum ProxiedRun {
     public static func run(program: String, arguments: [String], project: Project, environment: [String: String],
-                           settings: [String: String], allowPartial: Bool) async throws -> Int32 {
-        let mode = try PolicyMode(environment: settings)
+                           settings: Settings, allowPartial: Bool) async throws -> Int32 {
+        let mode = try PolicyMode(settings: settings)
         let projectTrusted = try ProjectConsent.require(project, settings: settings)
-        let userPath = try Policy.locate(environment: settings, projectDirectory: project.directory).user
+        let userPath = try Policy.locate(settings: settings, projectDirectory: project.directory).user
         var layers: [PolicyLayer] = try userPath.map { [PolicyLayer(kind: .user, policy: try Policy.load(path: $0))] } ?? []
         if let projectPolicy = project.policy?.content {
             layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
         }
         let identity = try await RunIdentity.establish(settings: settings)
-        let (resolution, source) = try await resolveCredentials(project.envFile?.content, environment: settings, identity: identity,
+        let (resolution, source) = try await resolveCredentials(project.envFile?.content, settings: settings, identity: identity,
                                                                 allowPartial: allowPartial, keepSource: true)
         let sessionID = AuditIdentifier.random()
-        let directory = try SessionDirectory.create(id: sessionID, environment: settings)
+        let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
-        let store = identity.workload == nil ? try AuditStore(environment: settings)
+        let store = identity.workload == nil ? try AuditStore(environment: environment)
             : try AuditStore(path: directory.path + "/audit.db")
         let writer = AuditWriter(store: store)
         defer { writer.close() }

@@ -135,7 +135,8 @@ public func runProcess(_ process: Process, stdin: String?, timeout: TimeInterval
     process.standardError = errPipe
     process.standardInput = inPipe
     try process.run()
-    if let stdin { inPipe.fileHandleForWriting.write(Data(stdin.utf8)) }
+    // A child may exit without reading its input (a refused argument): EPIPE is not an error here.
+    if let stdin { try? inPipe.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
     try? inPipe.fileHandleForWriting.close()
     let group = DispatchGroup()
     nonisolated(unsafe) var out = Data(), err = Data()
