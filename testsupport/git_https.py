@@ -95,12 +95,13 @@ def main():
     ap.add_argument("--root", required=True)
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
+    ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--max-seconds", type=float, default=300)
     args = ap.parse_args()
     Handler.root = os.path.abspath(args.root)
     Handler.expected = os.environ["GIT_SERVER_AUTH_SHA256"]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     httpd.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)

@@ -65,12 +65,7 @@ public enum AgentSession {
         }
         let mode = try options.mode ?? PolicyMode(settings: settings)
         let projectDirectory = options.project.directory
-        let userPolicy = try options.project.userPolicyPath.map { try Policy.load(path: $0) }
-        let projectTrusted = try ProjectConsent.require(options.project, settings: settings)
-        var layers: [PolicyLayer] = userPolicy.map { [PolicyLayer(kind: .user, policy: $0)] } ?? []
-        if let projectPolicy = options.project.policy?.content {
-            layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
-        }
+        let layers = try sessionPolicyLayers(project: options.project, userPolicyPath: options.project.userPolicyPath, settings: settings)
         let identity = try await RunIdentity.establish(settings: settings)
         let proxied = ProxyLaunch.requested(flag: options.proxy, settings: settings)
         let (resolution, source) = try await resolveCredentials(options.project.envFile?.content, settings: settings,

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import KontextConsent
 import KontextCore
+import KontextPolicy
 
 /// SPEC section 10's gates in front of every credential resolution.
 public enum ProjectConsent {
@@ -80,4 +81,16 @@ public enum OwnSecrets {
             environment[name].flatMap { $0.isEmpty ? nil : (service: name, value: $0) }
         }
     }
+}
+
+/// A session's policy layers: the user's, then the project's, whose `allow` rules count only
+/// when the user trusts the project (SPEC section 10).
+func sessionPolicyLayers(project: Project, userPolicyPath: String?, settings: Settings) throws -> [PolicyLayer] {
+    let userPolicy = try userPolicyPath.map { try Policy.load(path: $0) }
+    let projectTrusted = try ProjectConsent.require(project, settings: settings)
+    var layers: [PolicyLayer] = userPolicy.map { [PolicyLayer(kind: .user, policy: $0)] } ?? []
+    if let projectPolicy = project.policy?.content {
+        layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
+    }
+    return layers
 }

@@ -14,12 +14,9 @@ public enum ProxiedRun {
     public static func run(program: String, arguments: [String], project: Project, environment: [String: String],
                            settings: Settings, allowPartial: Bool) async throws -> Int32 {
         let mode = try PolicyMode(settings: settings)
-        let projectTrusted = try ProjectConsent.require(project, settings: settings)
-        let userPath = try Policy.locate(settings: settings, projectDirectory: project.directory).user
-        var layers: [PolicyLayer] = try userPath.map { [PolicyLayer(kind: .user, policy: try Policy.load(path: $0))] } ?? []
-        if let projectPolicy = project.policy?.content {
-            layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))
-        }
+        let layers = try sessionPolicyLayers(project: project,
+                                             userPolicyPath: try Policy.locate(settings: settings, projectDirectory: project.directory).user,
+                                             settings: settings)
         let identity = try await RunIdentity.establish(settings: settings)
         let (resolution, source) = try await resolveCredentials(project.envFile?.content, settings: settings, identity: identity,
                                                                 allowPartial: allowPartial, keepSource: true)

@@ -17,32 +17,16 @@ enum ClaudeCode {
 
 /// A scripted Messages API server (testsupport/model_server.py) on loopback.
 final class ModelServer {
-    let process = Process()
-    let port: Int
+    let server: LoopbackServer
+    var port: Int { server.port }
     let log: URL
 
     init(script: String, in directory: URL) throws {
         let scriptURL = directory.appendingPathComponent("model-script.json")
         try script.write(to: scriptURL, atomically: true, encoding: .utf8)
-        let portFile = directory.appendingPathComponent("model-port")
         log = directory.appendingPathComponent("model-requests.jsonl")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", HelpAndDocumentationTests.repository.appendingPathComponent("testsupport/model_server.py").path,
-                             "--script", scriptURL.path, "--port", "0", "--port-file", portFile.path,
-                             "--log", log.path, "--max-seconds", "120"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                self.port = port
-                return
-            }
-            usleep(20_000)
-        }
-        process.terminate()
-        throw TimeoutError(seconds: 20, command: "model_server.py")
+        server = try LoopbackServer(script: "model_server.py", arguments: ["--script", scriptURL.path, "--log", log.path, "--max-seconds", "120"],
+                                    in: directory)
     }
 
     /// The tool_result contents Claude sent back, in order.
@@ -65,8 +49,7 @@ final class ModelServer {
 
     deinit {
         // The server serves until its idle limit; nothing of it needs a graceful end.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        server.stop()
     }
 }
 

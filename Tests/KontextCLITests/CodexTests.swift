@@ -18,32 +18,16 @@ enum CodexCLI {
 
 /// A scripted Responses API server (testsupport/responses_server.py) on loopback.
 final class ResponsesServer {
-    let process = Process()
-    let port: Int
+    let server: LoopbackServer
+    var port: Int { server.port }
     let log: URL
 
     init(script: String, in directory: URL) throws {
         let scriptURL = directory.appendingPathComponent("responses-script.json")
         try script.write(to: scriptURL, atomically: true, encoding: .utf8)
-        let portFile = directory.appendingPathComponent("responses-port")
         log = directory.appendingPathComponent("responses-requests.jsonl")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", HelpAndDocumentationTests.repository.appendingPathComponent("testsupport/responses_server.py").path,
-                             "--script", scriptURL.path, "--port", "0", "--port-file", portFile.path,
-                             "--log", log.path, "--max-seconds", "120"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                self.port = port
-                return
-            }
-            usleep(20_000)
-        }
-        process.terminate()
-        throw TimeoutError(seconds: 20, command: "responses_server.py")
+        server = try LoopbackServer(script: "responses_server.py", arguments: ["--script", scriptURL.path, "--log", log.path, "--max-seconds", "120"],
+                                    in: directory)
     }
 
     /// What each function call returned to the model, by call id (turn N's first call is
@@ -61,8 +45,8 @@ final class ResponsesServer {
     }
 
     deinit {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        // The server serves until its idle limit; nothing of it needs a graceful end.
+        server.stop()
     }
 }
 

@@ -40,33 +40,16 @@ public struct FixtureError: Error, CustomStringConvertible {
 
 /// `testsupport/https_upstream.py` on loopback with the test CA's certificate.
 public final class Upstream: @unchecked Sendable {
-    let process = Process()
-    public let port: Int
+    let server: LoopbackServer
+    public var port: Int { server.port }
     public let logFile: URL
 
     public init(ca: TestCA) throws {
         let directory = TestSupport.makeTemporaryDirectory("proxy-upstream")
-        let portFile = directory.appendingPathComponent("port")
         logFile = directory.appendingPathComponent("requests.jsonl")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script, "--cert", ca.certFile, "--key", ca.keyFile,
-                             "--port-file", portFile.path, "--log", logFile.path, "--max-seconds", "600"]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(15)
-        while true {
-            if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                self.port = port
-                break
-            }
-            guard Date() < deadline, process.isRunning else { throw FixtureError("https_upstream.py did not start") }
-            usleep(50_000)
-        }
-    }
-
-    public static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("testsupport/https_upstream.py").path
+        server = try LoopbackServer(script: "https_upstream.py",
+                                    arguments: ["--cert", ca.certFile, "--key", ca.keyFile, "--log", logFile.path, "--max-seconds", "600"],
+                                    in: directory)
     }
 
     /// Every request the server has seen, in order.
@@ -77,14 +60,9 @@ public final class Upstream: @unchecked Sendable {
         }
     }
 
-    /// SIGKILL: the test process's threads block SIGTERM, and the child inherits that mask.
-    public func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    public func stop() { server.stop() }
 
-    deinit { if process.isRunning { stop() } }
+    deinit { server.stop() }
 }
 
 
@@ -92,8 +70,8 @@ public final class Upstream: @unchecked Sendable {
 /// saying `hello`) served over HTTPS by `git http-backend`, answering only requests whose
 /// Authorization has the SHA-256 `authorizationSHA256`.
 public final class GitServer: @unchecked Sendable {
-    let process = Process()
-    public let port: Int
+    let server: LoopbackServer
+    public var port: Int { server.port }
 
     public init(ca: TestCA, authorizationSHA256: String) throws {
         let directory = TestSupport.makeTemporaryDirectory("git-server")
@@ -117,31 +95,12 @@ public final class GitServer: @unchecked Sendable {
         try git(["add", "README"], in: source)
         try git(["commit", "-qm", "init"], in: source)
         try git(["push", "-q", root.appendingPathComponent("org/repo.git").path, "main"], in: source)
-        let portFile = directory.appendingPathComponent("port")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", URL(fileURLWithPath: Upstream.script).deletingLastPathComponent().appendingPathComponent("git_https.py").path,
-                             "--root", root.path, "--cert", ca.certFile, "--key", ca.keyFile, "--port-file", portFile.path,
-                             "--max-seconds", "600"]
-        process.environment = ["PATH": "/usr/bin:/bin", "GIT_SERVER_AUTH_SHA256": authorizationSHA256]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(15)
-        while true {
-            if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                self.port = port
-                break
-            }
-            guard Date() < deadline, process.isRunning else { throw FixtureError("git_https.py did not start") }
-            usleep(50_000)
-        }
+        server = try LoopbackServer(script: "git_https.py",
+                                    arguments: ["--root", root.path, "--cert", ca.certFile, "--key", ca.keyFile, "--max-seconds", "600"],
+                                    environment: ["PATH": "/usr/bin:/bin", "GIT_SERVER_AUTH_SHA256": authorizationSHA256], in: directory)
     }
 
-    /// SIGKILL: the test process's threads block SIGTERM, and the child inherits that mask.
-    public func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    public func stop() { server.stop() }
 
-    deinit { if process.isRunning { stop() } }
+    deinit { server.stop() }
 }
