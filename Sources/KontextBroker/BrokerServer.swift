@@ -84,16 +84,14 @@ public final class BrokerServer: Sendable {
         }
         router.post(RouterPath(tokenPath)) { request, context -> Response in
             let client = limits.client(of: request, context: context)
-            // Read the (bounded) form before any answer: a refusal sent while the request's
-            // body is still unread left `Connection: close` clients waiting for the close.
-            let body = try await request.body.collect(upTo: 64 * 1024)
             if let wait = limits.tokenRate?.admit(client) {
-                let refusal = #"{"error":"temporarily_unavailable","error_description":"too many token requests from this address; retry in "#
+                let body = #"{"error":"temporarily_unavailable","error_description":"too many token requests from this address; retry in "#
                     + String(wait) + #" s"}"#
                 return Response(status: .tooManyRequests,
                                 headers: [.contentType: "application/json", .cacheControl: "no-store", .retryAfter: String(wait)],
-                                body: .init(byteBuffer: ByteBuffer(string: refusal)))
+                                body: .init(byteBuffer: ByteBuffer(string: body)))
             }
+            let body = try await request.body.collect(upTo: 64 * 1024)
             let form = formDecode(String(buffer: body))
             let answer = await service.handle(form: form, client: client)
             return Response(

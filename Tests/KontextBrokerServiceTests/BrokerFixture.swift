@@ -158,30 +158,6 @@ final class RawConnection {
 
     /// Everything the server sends until it closes the connection or `seconds` pass; nil
     /// when the connection was still open at the end.
-    /// One whole HTTP/1.1 response (headers and a `Content-Length` body), closed or not;
-    /// nil when it is not complete within `seconds`.
-    func readResponse(seconds: Double) -> String? {
-        var received: [UInt8] = []
-        let deadline = Date().addingTimeInterval(seconds)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while Date() < deadline {
-            let text = String(decoding: received, as: UTF8.self)
-            if let end = text.range(of: "\r\n\r\n") {
-                let length = text[..<end.lowerBound].split(separator: "\r\n")
-                    .first { $0.lowercased().hasPrefix("content-length:") }
-                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-                if text[end.upperBound...].utf8.count >= length { return text }
-            }
-            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let left = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
-            guard poll(&descriptor, 1, left) > 0 else { continue }
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { return String(decoding: received, as: UTF8.self) }
-            received += buffer[0..<count]
-        }
-        return nil
-    }
-
     func readUntilClosed(seconds: Double) -> String? {
         var received: [UInt8] = []
         let deadline = Date().addingTimeInterval(seconds)

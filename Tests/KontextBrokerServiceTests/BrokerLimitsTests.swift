@@ -41,7 +41,7 @@ import Testing
         let form = "grant_type=x"
         connection.send("POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                         + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(form.utf8.count)\r\n\r\n\(form)")
-        let raw = try #require(connection.readResponse(seconds: 10))
+        let raw = try #require(connection.readUntilClosed(seconds: 10))
         #expect(raw.hasPrefix("HTTP/1.1 429"), "\(raw)")
         let retryAfter = raw.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }
             .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
