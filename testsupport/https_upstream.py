@@ -21,15 +21,14 @@ import hashlib
 import json
 import os
 import socket
-import ssl
 import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving import write_port_file  # noqa: E402
+from serving import serve_tls  # noqa: E402
 
 CHUNK = 1 << 20
 log_lock = threading.Lock()
@@ -134,16 +133,7 @@ def main():
     args = ap.parse_args()
     Handler.log_path = args.log
     open(args.log, "a").close()
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    httpd.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    write_port_file(args.port_file, httpd.server_address[1])
-    timer = threading.Timer(args.max_seconds, httpd.shutdown)
-    timer.daemon = True
-    timer.start()
-    httpd.serve_forever(poll_interval=0.2)
+    serve_tls(Handler, args.port, args.cert, args.key, args.port_file, args.max_seconds)
 
 
 if __name__ == "__main__":

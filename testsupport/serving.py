@@ -6,8 +6,10 @@ closes it.  Standard library only.
 """
 
 import os
+import ssl
 import threading
 import time
+from http.server import ThreadingHTTPServer
 
 
 def write_port_file(path, port):
@@ -16,6 +18,21 @@ def write_port_file(path, port):
     with open(tmp, "w") as f:
         f.write("%d\n" % port)
     os.replace(tmp, path)
+
+
+def serve_tls(handler, port, cert, key, port_file, max_seconds):
+    """Serve `handler` over HTTPS on 127.0.0.1:`port` (0: any) with `cert`/`key`, publish
+    the port in `port_file`, and stop after `max_seconds`."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    httpd.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    write_port_file(port_file, httpd.server_address[1])
+    timer = threading.Timer(max_seconds, httpd.shutdown)
+    timer.daemon = True
+    timer.start()
+    httpd.serve_forever(poll_interval=0.2)
 
 
 def serve_until_idle(httpd, idle_seconds, last_activity, clock=time.monotonic, cleanup=None):

@@ -67,8 +67,9 @@ public struct Settings: Sendable {
         idTokenFile = value(.idTokenFile)
         idToken = value(.idToken)
         idTokenVariable = value(.idTokenVariable)
-        allowHTTP = value(.allowHTTP).map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
-        proxy = value(.proxy).map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+        func enabled(_ name: Name) -> Bool { value(name).map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false }
+        allowHTTP = enabled(.allowHTTP)
+        proxy = enabled(.proxy)
     }
 
     /// Before anything is sent: the servers that get tokens or audit events are reached over

@@ -79,10 +79,7 @@ public enum AgentSession {
         let sessionID = AuditIdentifier.random()
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
-        // A CI job persists nothing: its audit store lives in the session directory, is
-        // shipped while the session runs, and goes with the directory.
-        let store = identity.workload == nil ? try AuditStore(environment: environment)
-            : try AuditStore(path: directory.path + "/audit.db")
+        let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
         let writer = AuditWriter(store: store)
         defer { writer.close() }
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
@@ -254,4 +251,11 @@ func hostName() -> String {
 func localActor() -> AuditActor {
     let name = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
     return AuditActor(sub: "local:\(name)", email: nil)
+}
+
+/// Where a session records: the user's audit store, except that a CI job persists nothing,
+/// so its store lives in the session directory, is shipped while the session runs, and goes
+/// with the directory.
+func sessionAuditStore(identity: RunIdentity, directory: SessionDirectory, environment: [String: String]) throws -> AuditStore {
+    identity.workload == nil ? try AuditStore(environment: environment) : try AuditStore(path: directory.path + "/audit.db")
 }

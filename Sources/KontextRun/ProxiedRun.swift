@@ -23,8 +23,7 @@ public enum ProxiedRun {
         let sessionID = AuditIdentifier.random()
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
-        let store = identity.workload == nil ? try AuditStore(environment: environment)
-            : try AuditStore(path: directory.path + "/audit.db")
+        let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
         let writer = AuditWriter(store: store)
         defer { writer.close() }
         let session = EgressSession(id: sessionID, agent: "run", actor: identity.actor, host: hostName(), cwd: project.directory)

@@ -5,30 +5,44 @@ import Testing
 
 /// The real Claude Code binary (from the claude-agent-sdk wheel; scripts/install-test-tools
 /// puts it on KONTEXT_CLAUDE_BIN) under `kontext start`, against a scripted model server.
+/// A real agent binary scripts/test installed, named by `variable`, as an absolute path.
+func agentBinary(_ variable: String) -> String? {
+    guard let path = ProcessInfo.processInfo.environment[variable], FileManager.default.isExecutableFile(atPath: path) else { return nil }
+    return URL(fileURLWithPath: path).standardizedFileURL.path
+}
+
 enum ClaudeCode {
-    static var binary: String? {
-        if let path = ProcessInfo.processInfo.environment["KONTEXT_CLAUDE_BIN"], FileManager.default.isExecutableFile(atPath: path) {
-            return path
-        }
-        return nil
-    }
+    static var binary: String? { agentBinary("KONTEXT_CLAUDE_BIN") }
     static var available: Bool { binary != nil && TestSupport.hasSessionBus }
 }
 
-/// A scripted Messages API server (testsupport/model_server.py) on loopback.
-final class ModelServer {
+/// A scripted model server from testsupport/ on loopback: the Messages API Claude Code
+/// speaks (`model_server.py`) or the Responses API Codex speaks (`responses_server.py`).
+final class ScriptedModelServer {
+    enum API: String {
+        case messages = "model_server.py"
+        case responses = "responses_server.py"
+    }
+
     let server: LoopbackServer
     var port: Int { server.port }
     let log: URL
 
-    init(script: String, in directory: URL) throws {
+    init(_ api: API, script: String, in directory: URL) throws {
         let scriptURL = directory.appendingPathComponent("model-script.json")
         try script.write(to: scriptURL, atomically: true, encoding: .utf8)
         log = directory.appendingPathComponent("model-requests.jsonl")
-        server = try LoopbackServer(script: "model_server.py", arguments: ["--script", scriptURL.path, "--log", log.path, "--max-seconds", "120"],
+        server = try LoopbackServer(script: api.rawValue, arguments: ["--script", scriptURL.path, "--log", log.path, "--max-seconds", "120"],
                                     in: directory)
     }
 
+    deinit {
+        // The server serves until its idle limit; nothing of it needs a graceful end.
+        server.stop()
+    }
+}
+
+extension ScriptedModelServer {
     /// The tool_result contents Claude sent back, in order.
     func toolResults() throws -> [String] {
         var results: [String] = []
@@ -47,10 +61,6 @@ final class ModelServer {
         return results
     }
 
-    deinit {
-        // The server serves until its idle limit; nothing of it needs a graceful end.
-        server.stop()
-    }
 }
 
 func sha256Hex(_ text: String) throws -> String {
@@ -102,7 +112,7 @@ struct ClaudeEndToEndTests {
             reason = "agents may not create files here"
             """)
         let marker = sandbox.workingDirectory.appendingPathComponent("touched-by-agent")
-        let server = try ModelServer(script: """
+        let server = try ScriptedModelServer(.messages, script: """
             [{"tool_use": {"name": "Bash", "input": {"command": "printf %s \\"$GITHUB_TOKEN\\" | sha256sum", "description": "hash the token"}}},
              {"tool_use": {"name": "Bash", "input": {"command": "touch \(marker.path)", "description": "create a file"}}},
              {"text": "All done."}]
@@ -117,7 +127,7 @@ struct ClaudeEndToEndTests {
     }
 
     /// Real Claude Code, offline: the scripted model server, a config directory of its own.
-    func claudeEnvironment(_ sandbox: Sandbox, server: ModelServer) -> [String: String] {
+    func claudeEnvironment(_ sandbox: Sandbox, server: ScriptedModelServer) -> [String: String] {
         let claudeDirectory = URL(fileURLWithPath: ClaudeCode.binary!).deletingLastPathComponent().path
         return [
             "PATH": claudeDirectory + ":" + (sandbox.environment["PATH"] ?? "/usr/bin:/bin"),
@@ -204,7 +214,7 @@ extension ClaudeEndToEndTests {
             decision = "deny"
             """.write(to: userConfig.appendingPathComponent("policy.toml"), atomically: true, encoding: .utf8)
         let touched = project.appendingPathComponent("touched"), made = project.appendingPathComponent("made")
-        let server = try ModelServer(script: """
+        let server = try ScriptedModelServer(.messages, script: """
             [{"tool_use": {"name": "Bash", "input": {"command": "touch \(touched.path)", "description": "denied by the user"}}},
              {"tool_use": {"name": "Bash", "input": {"command": "mkdir \(made.path)", "description": "allowed only by the project"}}},
              {"text": "All done."}]

@@ -7,29 +7,11 @@ import Testing
 /// --codex puts it on KONTEXT_CODEX_BIN) under `kontext start`, against a scripted
 /// Responses API server.
 enum CodexCLI {
-    static var binary: String? {
-        if let path = ProcessInfo.processInfo.environment["KONTEXT_CODEX_BIN"], FileManager.default.isExecutableFile(atPath: path) {
-            return URL(fileURLWithPath: path).standardizedFileURL.path
-        }
-        return nil
-    }
+    static var binary: String? { agentBinary("KONTEXT_CODEX_BIN") }
     static var available: Bool { binary != nil && TestSupport.hasSessionBus }
 }
 
-/// A scripted Responses API server (testsupport/responses_server.py) on loopback.
-final class ResponsesServer {
-    let server: LoopbackServer
-    var port: Int { server.port }
-    let log: URL
-
-    init(script: String, in directory: URL) throws {
-        let scriptURL = directory.appendingPathComponent("responses-script.json")
-        try script.write(to: scriptURL, atomically: true, encoding: .utf8)
-        log = directory.appendingPathComponent("responses-requests.jsonl")
-        server = try LoopbackServer(script: "responses_server.py", arguments: ["--script", scriptURL.path, "--log", log.path, "--max-seconds", "120"],
-                                    in: directory)
-    }
-
+extension ScriptedModelServer {
     /// What each function call returned to the model, by call id (turn N's first call is
     /// `kxtN_call0`), from the conversation Codex sent back.
     func functionOutputs() throws -> [String: String] {
@@ -44,10 +26,6 @@ final class ResponsesServer {
         return outputs
     }
 
-    deinit {
-        // The server serves until its idle limit; nothing of it needs a graceful end.
-        server.stop()
-    }
 }
 
 @Suite(.enabled(if: CodexCLI.available, "needs the codex binary (KONTEXT_CODEX_BIN) and a keyring: run scripts/test"))
@@ -63,7 +41,7 @@ struct CodexEndToEndTests {
 
     /// Codex offline: the scripted server as a custom model provider, a home of its own, no
     /// sandbox or approvals of Codex's (so what stops a call is kontext's hook, nothing else).
-    static func codexArguments(server: ResponsesServer, prompt: String) -> [String] {
+    static func codexArguments(server: ScriptedModelServer, prompt: String) -> [String] {
         ["exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
          "-c", "model_provider=scripted",
          "-c", #"model_providers.scripted={name="scripted",base_url="http://127.0.0.1:\#(server.port)/v1",wire_api="responses",env_key="SCRIPTED_MODEL_API_KEY",request_max_retries=0,stream_max_retries=0}"#,
@@ -115,7 +93,7 @@ struct CodexEndToEndTests {
         try Self.hostileUserConfig.write(to: userConfig, atomically: true, encoding: .utf8)
         let marker = sandbox.workingDirectory.appendingPathComponent("touched-by-agent")
         let check = #"echo \"hash=$(printf %s \"$GITHUB_TOKEN\" | sha256sum | cut -c1-64) leaked=$(grep -rlF -- \"$GITHUB_TOKEN\" \"$HOME/.codex\" | wc -l)\""#
-        let server = try ResponsesServer(script: """
+        let server = try ScriptedModelServer(.responses, script: """
             [{"shell": "\(check)"},
              {"shell": "touch \(marker.path)"},
              {"text": "All done."}]
