@@ -59,7 +59,8 @@ struct CredentialOptions: ParsableArguments {
     var allowPartial = false
 
     @Flag(name: .long, help: """
-        Give the child handles instead of the credentials of services with bound hosts, and a         loopback proxy that swaps them in only toward those hosts (also KONTEXT_PROXY=1).
+        Give the child handles instead of the credentials of services with bound hosts, and a \
+        loopback proxy that swaps them in only toward those hosts (also KONTEXT_PROXY=1).
         """)
     var proxy = false
 
