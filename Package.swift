@@ -1,6 +1,11 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// What `kontext --version` prints: scripts/package sets both from `git describe`; only the
+// small C target below sees them, so a new version recompiles one file and relinks.
+let buildVersion = Context.environment["KONTEXT_VERSION"] ?? "0.0.0-dev"
+let buildCommit = Context.environment["KONTEXT_COMMIT"] ?? "unknown"
+
 let package = Package(
     name: "kontext",
     platforms: [.macOS(.v14)],
@@ -52,6 +57,10 @@ let package = Package(
         ]),
         // prctl(2) with fixed arguments (Swift cannot call variadic C functions).
         .target(name: "CKontextProcess"),
+        .target(name: "CKontextBuildInfo", cSettings: [
+            .define("KONTEXT_VERSION", to: "\"\(buildVersion)\""),
+            .define("KONTEXT_COMMIT", to: "\"\(buildCommit)\""),
+        ]),
         .target(name: "KontextProcess", dependencies: ["KontextCore", "CKontextProcess"]),
         // Consent to a project's files (SPEC section 10): the env file and project policy as
         // read once, with the digest of those bytes, and the user's trust store.
@@ -143,7 +152,7 @@ let package = Package(
         .target(name: "KontextCLI", dependencies: [
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextRun", "KontextHookWire",
             "KontextAudit", "KontextPolicy", "KontextAgent", "KontextHTTP", "KontextProcess", "KontextOIDC", "KontextWorkload",
-            "KontextBrokerService", "KontextBrokerStore", "KontextConsent",
+            "KontextBrokerService", "KontextBrokerStore", "KontextConsent", "CKontextBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

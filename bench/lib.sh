@@ -18,20 +18,16 @@ KONTEXT_CLI=$BIN/kontext-cli
 say() { printf '%s\n' "$*"; }
 fail() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-# Builds both products in release mode, in their own scratch path (never the shared .build).
+# Builds both products as scripts/package does (release, --static-swift-stdlib, the version from
+# git describe), in their own scratch path (never the shared .build).
 bench_build() {
     if [ "${KONTEXT_BENCH_SKIP_BUILD:-}" != 1 ]; then
         say "== building release binaries into ${SCRATCH#"$REPO"/} (first build takes minutes)"
-        # One product per invocation: given several --product flags, swift build builds the last.
-        local product
-        for product in kontext-cli kontext; do
-            (cd "$REPO" && swift build -c release --scratch-path "$SCRATCH" --product "$product" 2>&1 |
-                grep -v "warning: Using 'dlopen' in statically linked" | tail -n 2) ||
-                fail "release build of $product failed"
-        done
+        KONTEXT_PACKAGE_SCRATCH=$SCRATCH "$REPO/scripts/package" --build-only >/dev/null ||
+            fail "release build failed (scripts/package --build-only)"
     fi
     [ -x "$KONTEXT" ] && [ -x "$KONTEXT_CLI" ] ||
-        fail "missing $KONTEXT or $KONTEXT_CLI (build each: swift build -c release --scratch-path .build-release --product kontext-cli, then --product kontext)"
+        fail "missing $KONTEXT or $KONTEXT_CLI (build them: scripts/package --build-only)"
 }
 
 # Compiles the C helpers into $WORK/bin.

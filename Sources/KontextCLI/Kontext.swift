@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKontextBuildInfo
 import KontextRun
 import KontextCore
 import KontextEnvFile
@@ -14,7 +15,7 @@ public struct Kontext: AsyncParsableCommand {
             values only in its environment. With no issuer configured it works locally: an \
             embedded broker serves credentials kept in the OS keyring.
             """,
-        version: "0.1.0",
+        version: "kontext \(String(cString: kontext_build_version())) (commit \(String(cString: kontext_build_commit())))",
         subcommands: [StartCommand.self, RunCommand.self, EnvCommand.self, HookCommand.self,
                       LoginCommand.self, LogoutCommand.self, WhoamiCommand.self,
                       ProviderCommand.self, AuditCommand.self, TrustCommand.self, DoctorCommand.self, BrokerCommand.self])

@@ -99,7 +99,7 @@ enum LayerRule {
     }
 
     static let layer: [String: Layer] = [
-        "KontextSystem": .system, "CKontextProcess": .system, "CLibSecret": .system, "CCurl": .system,
+        "KontextSystem": .system, "CKontextProcess": .system, "CKontextBuildInfo": .system, "CLibSecret": .system, "CCurl": .system,
         "KontextCore": .core,
         "KontextEnvFile": .format, "KontextHookWire": .format, "KontextPattern": .format,
         "KontextHTTP": .client, "KontextKeyring": .client, "KontextProcess": .client, "KontextExchange": .client,
