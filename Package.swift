@@ -3,7 +3,7 @@ import PackageDescription
 
 // What `kontext --version` prints: scripts/package sets both from `git describe`; only the
 // small C target below sees them, so a new version recompiles one file and relinks.
-let buildVersion = Context.environment["KONTEXT_VERSION"] ?? "0.0.0-dev"
+let buildVersion = Context.environment["KONTEXT_VERSION"] ?? "0.0.0+dev"
 let buildCommit = Context.environment["KONTEXT_COMMIT"] ?? "unknown"
 
 let package = Package(

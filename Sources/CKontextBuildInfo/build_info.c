@@ -1,7 +1,7 @@
 #include "CKontextBuildInfo.h"
 
 #ifndef KONTEXT_VERSION
-#define KONTEXT_VERSION "0.0.0-dev"
+#define KONTEXT_VERSION "0.0.0+dev"
 #endif
 #ifndef KONTEXT_COMMIT
 #define KONTEXT_COMMIT "unknown"

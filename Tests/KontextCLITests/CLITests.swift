@@ -32,6 +32,15 @@ struct LocalModeCLITests {
         assertNoSecretOnDisk(sandbox)
     }
 
+    /// scripts/package builds in the version from git describe and the commit; a development
+    /// build says "0.0.0+dev (commit unknown)". Both through the front, which execs kontext-cli.
+    @Test func versionNamesTheReleaseAndTheCommit() throws {
+        let result = try Sandbox("version").kontext(["--version"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = try Regex(#"kontext [0-9][A-Za-z0-9.+~]* \(commit ([0-9a-f]{40}|unknown)\)\n"#)
+        #expect(result.stdout.wholeMatch(of: line) != nil, "\(result.stdout)")
+    }
+
     @Test func runInjectsExactlyTheResolvedEnvironment() throws {
         let sandbox = Sandbox("resolve")
         let (gh, lin, pg, legacy) = (service("github"), service("linear"), service("postgres"), service("legacy"))
