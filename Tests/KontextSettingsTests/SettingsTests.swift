@@ -144,3 +144,18 @@ import Testing
         #expect(try BrokerServeCommand.parse(["--config", "b.toml", "--log-level", "debug"]).logLevel.value(of: "--log-level") == .debug)
     }
 }
+
+/// Start-up cost: ArgumentParser names a command without `commandName` by
+/// `String(describing:)` of its type, which costs the Swift runtime a scan of every protocol
+/// conformance in the binary per type, on every run, `--version` included.
+@Suite struct CommandNameTests {
+    @Test func everyCommandNamesItself() {
+        var unnamed: [String] = []
+        var pending: [any ParsableCommand.Type] = [Kontext.self]
+        while let command = pending.popLast() {
+            if command.configuration.commandName == nil { unnamed.append("\(command)") }
+            pending += command.configuration.subcommands
+        }
+        #expect(unnamed.isEmpty, "commands without commandName: \(unnamed)")
+    }
+}

@@ -18,7 +18,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct Sessions: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "List sessions, newest first.")
+        static let configuration = CommandConfiguration(commandName: "sessions", abstract: "List sessions, newest first.")
 
         @Option(name: .long, help: "Show at most this many.")
         var limit: Int = 50
@@ -68,7 +68,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct Tail: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the latest events; --follow keeps printing new ones.")
+        static let configuration = CommandConfiguration(commandName: "tail", abstract: "Print the latest events; --follow keeps printing new ones.")
 
         @Option(name: .shortAndLong, help: "How many recent events to print first.")
         var lines: Int = 20
@@ -94,7 +94,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct Show: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one session and its events (ID or a unique prefix).")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one session and its events (ID or a unique prefix).")
 
         @Argument(help: ArgumentHelp("Session id or prefix (the whole id with --remote).", valueName: "id"))
         var id: String
@@ -140,7 +140,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct Export: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "Print every event as JSON lines or CSV.")
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "Print every event as JSON lines or CSV.")
 
         @Option(name: .long, help: ArgumentHelp("JSON lines or CSV.", valueName: "format"))
         var format = Choice(AuditExport.Format.jsonl)

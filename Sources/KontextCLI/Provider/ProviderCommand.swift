@@ -11,6 +11,7 @@ struct ProviderCommand: ParsableCommand {
 
     struct Add: KontextCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Store a credential; the secret is read from stdin or a no-echo prompt.")
 
         @Argument(help: ArgumentHelp("SERVICE or SERVICE/RESOURCE.", valueName: "service"))
@@ -26,7 +27,7 @@ struct ProviderCommand: ParsableCommand {
     }
 
     struct List: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "List stored credentials by name (never their values).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List stored credentials by name (never their values).")
 
         func run(context: CommandContext) async throws {
             let store = try context.credentialStore(context.settings())
@@ -40,7 +41,7 @@ struct ProviderCommand: ParsableCommand {
     }
 
     struct Remove: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a stored credential.")
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Delete a stored credential.")
 
         @Argument(help: ArgumentHelp("SERVICE or SERVICE/RESOURCE.", valueName: "service"))
         var service: String

@@ -21,6 +21,7 @@ struct BrokerProviderCommand: AsyncParsableCommand {
 
     struct Add: KontextCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Store a credential; the secret (or with --oauth the refresh token) is read from stdin or a no-echo prompt.")
 
         @OptionGroup var location: BrokerLocation
@@ -43,7 +44,7 @@ struct BrokerProviderCommand: AsyncParsableCommand {
     }
 
     struct List: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "List stored credentials (never their values).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List stored credentials (never their values).")
 
         @OptionGroup var location: BrokerLocation
 
@@ -65,7 +66,7 @@ struct BrokerProviderCommand: AsyncParsableCommand {
     }
 
     struct Remove: KontextCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a stored credential.")
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Delete a stored credential.")
 
         @OptionGroup var location: BrokerLocation
         @OptionGroup var owner: Owner
@@ -87,6 +88,7 @@ struct BrokerProviderCommand: AsyncParsableCommand {
 
     struct Rekey: KontextCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rekey",
             abstract: "Reseal every credential with the current (first) vault key, so older keys can be retired.")
 
         @OptionGroup var location: BrokerLocation
