@@ -27,10 +27,21 @@ public struct HostBindings: Sendable {
         func matches(_ host: String) -> Bool { patterns.contains { $0.matches(host) } }
     }
 
-    public private(set) var bindings: [Binding]
+    /// Which `CONNECT`s the proxy decrypts (hosts.toml's `inspect`).
+    public enum Inspection: String, Sendable {
+        /// Only bound hosts' (SPEC section 11); any other host gets a blind tunnel.
+        case bound
+        /// Every host named by name: a handle on its way to an unbound host is then refused
+        /// and audited too, at the cost of decrypting all of the agent's HTTPS.
+        case all
+    }
 
-    public init(_ bindings: [Binding]) {
+    public private(set) var bindings: [Binding]
+    public var inspection: Inspection
+
+    public init(_ bindings: [Binding], inspection: Inspection = .bound) {
         self.bindings = bindings
+        self.inspection = inspection
     }
 
     /// Well-known services' API hosts, and the headers their clients put a key in.
@@ -82,20 +93,24 @@ public struct HostBindings: Sendable {
             let why = errno == 0 ? "larger than 1 MiB" : String(cString: strerror(errno))
             throw KontextError.usage("\(path): cannot read the host bindings: \(why)")
         }
-        return builtIn.overridden(by: try parse(bytes: bytes, path: path))
+        let file = try parse(bytes: bytes, path: path)
+        var loaded = builtIn.overridden(by: file.bindings)
+        loaded.inspection = file.inspection ?? .bound
+        return loaded
     }
 
     func overridden(by user: [Binding]) -> HostBindings {
         let named = Set(user.map(\.service))
-        return HostBindings(user + bindings.filter { !named.contains($0.service) })
+        return HostBindings(user + bindings.filter { !named.contains($0.service) }, inspection: inspection)
     }
 
-    /// `[[service]]` tables with `name`, `hosts` (non-empty) and optional `headers`.
-    public static func parse(bytes: [UInt8], path: String) throws -> [Binding] {
+    /// `[[service]]` tables with `name`, `hosts` (non-empty) and optional `headers`, and an
+    /// optional top-level `inspect = "bound" | "all"`.
+    public static func parse(bytes: [UInt8], path: String) throws -> (bindings: [Binding], inspection: Inspection?) {
         guard let text = String(validating: bytes, as: UTF8.self), !text.utf8.contains(0) else {
             throw KontextError.usage("\(path): not UTF-8 text")
         }
-        let hint = #"write [[service]] tables: name = "github", hosts = ["api.github.com"], optional headers = ["x-api-key"]"#
+        let hint = #"write [[service]] tables: name = "github", hosts = ["api.github.com"], optional headers = ["x-api-key"]; optionally inspect = "all" at the top"#
         let document: TOMLTable
         do {
             document = try TOMLTable(string: text)
@@ -103,7 +118,15 @@ public struct HostBindings: Sendable {
             throw KontextError.usage("\(path):\(error.source.begin.line):\(error.source.begin.column): invalid TOML: \(error.description)", hint: hint)
         }
         var bindings: [Binding] = []
+        var inspection: Inspection?
         for (key, value) in document {
+            if key == "inspect" {
+                guard let text = value.string, let chosen = Inspection(rawValue: text) else {
+                    throw KontextError.usage(#"\#(path): "inspect" must be "bound" (the default) or "all""#, hint: hint)
+                }
+                inspection = chosen
+                continue
+            }
             guard key == "service", let array = value.array else {
                 throw KontextError.usage("\(path): unknown top-level key \"\(key)\"", hint: hint)
             }
@@ -138,7 +161,7 @@ public struct HostBindings: Sendable {
                 }
             }
         }
-        return bindings
+        return (bindings, inspection)
     }
 
     static let serviceCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-".utf8)

@@ -442,12 +442,14 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     // MARK: CONNECT
 
-    /// After the CONNECT request ended: a bound host gets TLS terminated here, any other a tunnel.
+    /// After the CONNECT request ended: a bound host (any named host with `inspect = "all"`) gets TLS
+    /// terminated here, any other a tunnel.
     private func switchConnect(context: ChannelHandlerContext) {
         guard case .front(let front) = role, let (host, port) = connectTarget else { return }
         let name = HostBindings.normalized(host)
         let bound = configuration.bindings.services(for: name)
-        if !bound.isEmpty && !Self.isIPAddress(name) {
+        let intercepts = !bound.isEmpty || configuration.bindings.inspection == .all
+        if intercepts && !Self.isIPAddress(name) {
             do {
                 let tls = try shared.authority.serverContext(for: name)
                 try answerConnect(context, front: front)
@@ -459,9 +461,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                     if case .hostname(let offered) = result, HostBindings.normalized(offered) != name {
                         let problem = "TLS client hello for \(sanitized(String(offered.prefix(255)))) inside CONNECT to \(name):\(port): refused"
                         shared.log(problem)
-                        shared.configuration.audit?.record(
-                            service: bound[0].service, method: "CONNECT", host: name, path: "", status: 0, bytes: 0,
-                            verdict: PolicyVerdict(decision: .deny, reason: problem, rule: nil), enforced: true, error: problem)
+                        if let service = bound.first?.service {
+                            shared.configuration.audit?.record(
+                                service: service, method: "CONNECT", host: name, path: "", status: 0, bytes: 0,
+                                verdict: PolicyVerdict(decision: .deny, reason: problem, rule: nil), enforced: true, error: problem)
+                        }
                         inner?.loggedError = true
                         context.channel.close(promise: nil)
                     }
@@ -484,7 +488,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
             }
             return
         }
-        // Not bound: a blind tunnel, nothing decrypted.
+        // Not intercepted: a blind tunnel, nothing decrypted.
         let (local, remote) = GlueHandler.pair()
         let loopBound = NIOLoopBound(remote, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
