@@ -478,8 +478,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                     position: .after(front.decoder))
                 state = .closed
                 let channel = context.channel
-                context.pipeline.removeHandler(self, promise: nil)
-                context.pipeline.removeHandler(front.decoder, promise: nil)
+                context.pipeline.syncOperations.removeHandler(self, promise: nil)
+                context.pipeline.syncOperations.removeHandler(front.decoder, promise: nil)
                 // This handler held back the channel's read while switching: ask again.
                 channel.read()
             } catch {
@@ -512,8 +512,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                         try context.pipeline.syncOperations.addHandler(local, position: .after(front.decoder))
                         state = .closed
                         let client = context.channel
-                        context.pipeline.removeHandler(self, promise: nil)
-                        context.pipeline.removeHandler(front.decoder, promise: nil)
+                        context.pipeline.syncOperations.removeHandler(self, promise: nil)
+                        context.pipeline.syncOperations.removeHandler(front.decoder, promise: nil)
                         client.read()
                         channel.read()
                     } catch {
@@ -533,9 +533,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// `200` to the CONNECT, written raw after the HTTP handlers are gone (the response
     /// encoder would frame it as a body).
     private func answerConnect(_ context: ChannelHandlerContext, front: FrontHandlers) throws {
-        context.pipeline.removeHandler(front.pipelining, promise: nil)
-        context.pipeline.removeHandler(front.errors, promise: nil)
-        context.pipeline.removeHandler(front.encoder, promise: nil)
+        context.pipeline.syncOperations.removeHandler(front.pipelining, promise: nil)
+        context.pipeline.syncOperations.removeHandler(front.errors, promise: nil)
+        context.pipeline.syncOperations.removeHandler(front.encoder, promise: nil)
         var answer = context.channel.allocator.buffer(capacity: 64)
         answer.writeString("HTTP/1.1 200 Connection Established\r\n\r\n")
         context.writeAndFlush(NIOAny(answer), promise: nil)
