@@ -1,5 +1,6 @@
 import KontextAudit
 import KontextCore
+import KontextHostBindings
 import KontextPolicy
 import NIOCore
 import NIOHTTP1

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import KontextAudit
 import KontextCore
+import KontextHostBindings
 import KontextPolicy
 import KontextTestSupport
 @testable import KontextProxy

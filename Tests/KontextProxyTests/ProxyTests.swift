@@ -1,6 +1,7 @@
 import Foundation
 import KontextAudit
 import KontextCore
+import KontextHostBindings
 import KontextPolicy
 import KontextTestSupport
 import Testing

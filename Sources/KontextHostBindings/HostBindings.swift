@@ -71,7 +71,7 @@ public struct HostBindings: Sendable {
     }
 
     /// Lower case, no trailing dot, no IPv6 brackets.
-    static func normalized(_ host: String) -> String {
+    public static func normalized(_ host: String) -> String {
         var name = host.lowercased()
         if name.hasSuffix(".") { name.removeLast() }
         if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
@@ -83,25 +83,29 @@ public struct HostBindings: Sendable {
         XDGDirectories(environment: environment).config + "/kontext/hosts.toml"
     }
 
-    /// The built-in defaults with the user's file over them: a service the file names is
-    /// bound to exactly the file's hosts (so a user can narrow a default as well as add one).
-    public static func load(environment: [String: String]) throws -> HostBindings {
+    /// The built-in defaults, what the token service bound (`supplied`, remote and CI mode)
+    /// over them, and the user's file over both: a service a later source names is bound to
+    /// exactly that source's hosts (so the user can narrow a binding as well as add one).
+    public static func load(environment: [String: String], supplied: [Binding] = []) throws -> HostBindings {
         let path = userFile(environment: environment)
+        let merged = builtIn.overridden(by: supplied)
         errno = 0
         guard let bytes = readFile(path, limit: 1 << 20) else {
-            if errno == ENOENT || errno == ENOTDIR { return builtIn }
+            if errno == ENOENT || errno == ENOTDIR { return merged }
             let why = errno == 0 ? "larger than 1 MiB" : String(cString: strerror(errno))
             throw KontextError.usage("\(path): cannot read the host bindings: \(why)")
         }
         let file = try parse(bytes: bytes, path: path)
-        var loaded = builtIn.overridden(by: file.bindings)
+        var loaded = merged.overridden(by: file.bindings)
         loaded.inspection = file.inspection ?? .bound
         return loaded
     }
 
-    func overridden(by user: [Binding]) -> HostBindings {
-        let named = Set(user.map(\.service))
-        return HostBindings(user + bindings.filter { !named.contains($0.service) }, inspection: inspection)
+    /// These bindings with `others` over them: a service `others` names is bound to exactly
+    /// their hosts.
+    public func overridden(by others: [Binding]) -> HostBindings {
+        let named = Set(others.map(\.service))
+        return HostBindings(others + bindings.filter { !named.contains($0.service) }, inspection: inspection)
     }
 
     /// `[[service]]` tables with `name`, `hosts` (non-empty) and optional `headers`, and an
@@ -130,38 +134,51 @@ public struct HostBindings: Sendable {
             guard key == "service", let array = value.array else {
                 throw KontextError.usage("\(path): unknown top-level key \"\(key)\"", hint: hint)
             }
-            for (offset, element) in array.enumerated() {
-                let at = "\(path): service \(offset + 1)"
-                guard let table = element.table else { throw KontextError.usage("\(at) is not a table", hint: hint) }
-                func strings(_ name: String) throws -> [String]? {
-                    guard let value = table[name] else { return nil }
-                    guard let items = value.array, items.allSatisfy({ $0.string != nil }) else {
-                        throw KontextError.usage("\(at): \"\(name)\" must be an array of strings", hint: hint)
-                    }
-                    return items.map { $0.string! }
-                }
-                for name in table.keys where !["name", "hosts", "headers"].contains(name) {
-                    throw KontextError.usage("\(at): unknown key \"\(name)\"", hint: hint)
-                }
-                guard let name = table["name"]?.string, !name.isEmpty,
-                      name.utf8.allSatisfy({ Self.serviceCharacters.contains($0) }) else {
-                    throw KontextError.usage("\(at): \"name\" must be a service name ([A-Za-z0-9._-]+)", hint: hint)
-                }
-                guard let hosts = try strings("hosts"), !hosts.isEmpty, hosts.allSatisfy({ !$0.isEmpty }) else {
-                    throw KontextError.usage("\(at) (\(name)): \"hosts\" must be a non-empty array of host names", hint: hint)
-                }
-                let headers = try strings("headers") ?? []
-                for header in headers where header.isEmpty || !header.utf8.allSatisfy(Self.isTokenCharacter) {
-                    throw KontextError.usage("\(at) (\(name)): \"\(header)\" is not a header name", hint: hint)
-                }
-                do {
-                    bindings.append(try Binding(service: name, hosts: hosts, headers: headers))
-                } catch let error as KontextError {
-                    throw KontextError.usage("\(at) (\(name)): \(error.message)", hint: hint)
-                }
-            }
+            bindings += try serviceTables(array, path: path, hint: hint)
         }
         return (bindings, inspection)
+    }
+
+    /// `[[service]]` tables, in hosts.toml and in broker.toml: `name`, `hosts` (non-empty) and
+    /// optional `headers`.
+    public static func serviceTables(_ array: TOMLArray, path: String, hint: String) throws -> [Binding] {
+        var bindings: [Binding] = []
+        for (offset, element) in array.enumerated() {
+            let at = "\(path): service \(offset + 1)"
+            guard let table = element.table else { throw KontextError.usage("\(at) is not a table", hint: hint) }
+            func strings(_ name: String) throws -> [String]? {
+                guard let value = table[name] else { return nil }
+                guard let items = value.array, items.allSatisfy({ $0.string != nil }) else {
+                    throw KontextError.usage("\(at): \"\(name)\" must be an array of strings", hint: hint)
+                }
+                return items.map { $0.string! }
+            }
+            for name in table.keys where !["name", "hosts", "headers"].contains(name) {
+                throw KontextError.usage("\(at): unknown key \"\(name)\"", hint: hint)
+            }
+            let name = table["name"]?.string ?? ""
+            do {
+                bindings.append(try checked(service: name, hosts: try strings("hosts") ?? [], headers: try strings("headers") ?? []))
+            } catch let error as KontextError {
+                throw KontextError.usage("\(at)\(name.isEmpty ? "" : " (\(name))"): \(error.message)", hint: hint)
+            }
+        }
+        return bindings
+    }
+
+    /// A binding from untrusted-shape input (a file, a token service's answer), every part
+    /// checked: a service name, at least one host pattern, header names.
+    public static func checked(service: String, hosts: [String], headers: [String]) throws -> Binding {
+        guard !service.isEmpty, service.utf8.allSatisfy({ serviceCharacters.contains($0) }) else {
+            throw KontextError.usage("\"name\" must be a service name ([A-Za-z0-9._-]+)")
+        }
+        guard !hosts.isEmpty, hosts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f } }) else {
+            throw KontextError.usage("\"hosts\" must be a non-empty array of host names")
+        }
+        for header in headers where header.isEmpty || !header.utf8.allSatisfy(isTokenCharacter) {
+            throw KontextError.usage("\"\(header)\" is not a header name")
+        }
+        return try Binding(service: service, hosts: hosts, headers: headers)
     }
 
     static let serviceCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-".utf8)
