@@ -2,8 +2,7 @@
 import PackageDescription
 
 // What `kontext --version` prints: scripts/package sets both from `git describe`; only the
-// small C target below sees them. (A new version re-evaluates this manifest, which has been
-// seen to recompile more than that target: README, Install.)
+// small C target below sees them, so a new version rebuilds it, KontextCLI and the link.
 let buildVersion = Context.environment["KONTEXT_VERSION"] ?? "0.0.0+dev"
 let buildCommit = Context.environment["KONTEXT_COMMIT"] ?? "unknown"
 
