@@ -89,6 +89,7 @@ public enum BrokerServe {
                                            recorder: StoreExchangeRecorder(store: store),
                                            missingCredentialHint: { "no credential for '\($0.target)' on this broker; an administrator adds one with `kontext broker provider add \($0.target)`" })
         let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, logger: logger)
+        let policy = PolicyAPI(policy: config.policy, approvers: config.approvers, verifier: mapper, logger: logger)
         let server: BrokerServer
         do {
             let limits = BrokerLimits(idleTimeout: .seconds(config.limits.idleTimeout),
@@ -106,6 +107,7 @@ public enum BrokerServe {
                     }
                 }
                 audit.register(on: router)
+                policy.register(on: router)
             }
         } catch {
             await store.close()

@@ -59,32 +59,15 @@ public enum RemoteAudit {
             throw KontextError.usage("--remote needs a login (remote mode) or a CI job's identity",
                                      hint: "set KONTEXT_ISSUER_URL and run `kontext login`")
         }
-        var url = base
-        while url.hasSuffix("/") { url.removeLast() }
-        url += pathAndQuery
-        let http = HTTPClient(settings: settings)
-        func fetch(_ token: String) async -> Result<HTTPResponse, HTTPTransportError> {
-            await http.perform(HTTPRequest(url: url, headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")]))
-        }
-        let answer: Result<HTTPResponse, HTTPTransportError>
-        do {
-            answer = try await bearer.send(fetch)
-        } catch {
-            switch error {
-            case .noToken(let reason), .renewalFailed(let reason): throw reason
-            }
-        }
-        switch answer {
-        case .failure(let error):
-            throw KontextError.usage("cannot reach the audit backend at \(base): \(error.reason)")
-        case .success(let response):
-            guard response.status == 200, let document = try? JSONValue.parse(response.body) else {
-                let reason = (try? JSONValue.parse(response.body))?["error_description"]?.stringValue.map { sanitized($0) }
-                    ?? "HTTP \(response.status)"
-                throw KontextError(response.status == 401 ? .authentication : .usage,
-                                   "the audit backend refused \(pathAndQuery): \(reason)")
-            }
+        switch await BrokerCall.send("GET", pathAndQuery, base: base, bearer: bearer, http: HTTPClient(settings: settings), timeout: 30) {
+        case .success(let document):
             return document
+        case .failure(.noToken(let reason)):
+            throw reason
+        case .failure(.unreachable(let reason)):
+            throw KontextError.usage("cannot reach the audit backend at \(base): \(reason)")
+        case .failure(.refused(let status, let reason)):
+            throw KontextError(status == 401 ? .authentication : .usage, "the audit backend refused \(pathAndQuery): \(reason)")
         }
     }
 }
