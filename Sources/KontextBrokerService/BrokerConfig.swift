@@ -2,6 +2,7 @@ import Foundation
 import KontextBrokerStore
 import KontextCore
 import KontextConsent
+import KontextHostBindings
 import KontextPattern
 import KontextPolicy
 import KontextTrust
@@ -25,6 +26,9 @@ public struct BrokerConfig: Sendable {
     public var auditReaders: [MatchPattern]
     public var vault: VaultKeySource
     public var limits = Limits()
+    /// `[[service]]`: the hosts each service's credentials may be sent to, told to clients in
+    /// exchange answers for their credential proxy (SPEC section 11; same tables as hosts.toml).
+    public var hostBindings: [HostBindings.Binding] = []
     /// The organisation's policy (`[[policy]]` tables, the grammar of a policy file's
     /// `[[rule]]`), served at `GET /v1/policy`; nil when the file has none.
     public var policy: OrganisationPolicy?
@@ -150,7 +154,7 @@ public struct BrokerConfig: Sendable {
         }
 
         try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "limits", "issuer", "principal", "grant", "provider",
-                              "policy", "approvers"], "")
+                              "service", "policy", "approvers"], "")
         var config = BrokerConfig(listen: try string(table, "listen", in: ""), database: try string(table, "db", in: ""),
                                   tokenLifetime: 900, issuers: [], principals: [], grants: [], providers: [:],
                                   auditReaders: try patterns(try strings(table, "audit_readers", in: "") ?? [], "audit_readers"),
@@ -231,6 +235,11 @@ public struct BrokerConfig: Sendable {
                 }
             }
             config.principals.append(PrincipalRule(name: name, issuer: try string(rule, "issuer", in: place), claims: claims))
+        }
+        if let value = table["service"] {
+            guard let array = value.array else { throw fail("service must be written as [[service]] tables") }
+            config.hostBindings = try HostBindings.serviceTables(
+                array, path: path, hint: #"write [[service]] tables: name = "github", hosts = ["api.github.com"], optional headers = ["x-api-key"]"#)
         }
         for (index, grant) in try tables("grant").enumerated() {
             let place = "grant \(index + 1): "
