@@ -167,9 +167,9 @@ public enum AgentSession {
             guard let remote else { return nil }
             return ApprovalGate(store: try ApprovalStore(path: directory.path + "/approvals.db"), ttl: settings.approvalTTL, remote: remote)
         }
-        let headless = arguments.contains("-p") || arguments.contains("--print") || isatty(0) != 1
         return ApprovalGate(store: try ApprovalStore(environment: settings.environment), ttl: settings.approvalTTL,
-                            interactive: adapter?.name == "claude" && !headless, terminal: controllingTerminal(),
+                            interactive: adapter?.asksItsUser(arguments: arguments, onTerminal: isatty(0) == 1) ?? false,
+                            terminal: controllingTerminal(),
                             remote: remote)
     }
 

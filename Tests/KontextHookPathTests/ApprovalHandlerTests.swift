@@ -121,4 +121,13 @@ import Testing
         let decisions = try fixture.base.events().compactMap(\.decision)
         #expect(decisions.map(\.outcome) == [.deny, .ask] && decisions.allSatisfy { $0.approvalID == nil })
     }
+
+    /// Only an interactive Claude on a terminal asks its user; `-p` and Codex never can.
+    @Test func whoCanAskItsUser() {
+        #expect(ClaudeAdapter().asksItsUser(arguments: ["--model", "x"], onTerminal: true))
+        #expect(!ClaudeAdapter().asksItsUser(arguments: ["-p", "do it"], onTerminal: true))
+        #expect(!ClaudeAdapter().asksItsUser(arguments: ["--print", "do it"], onTerminal: true))
+        #expect(!ClaudeAdapter().asksItsUser(arguments: [], onTerminal: false))
+        #expect(!CodexAdapter().asksItsUser(arguments: [], onTerminal: true))
+    }
 }
