@@ -51,23 +51,8 @@ public enum AuditUpload {
 /// `kontext audit … --remote`: the audit backend's query API, read with the run's identity.
 public enum RemoteAudit {
     public static func get(_ pathAndQuery: String, settings: Settings) async throws -> JSONValue {
-        guard let base = settings.auditURL else {
-            throw KontextError.usage("--remote needs \(Settings.Name.auditURL), the audit backend's base URL")
-        }
-        let identity = try await RunIdentity.establish(settings: settings)
-        guard let bearer = identity.bearer else {
-            throw KontextError.usage("--remote needs a login (remote mode) or a CI job's identity",
-                                     hint: "set KONTEXT_ISSUER_URL and run `kontext login`")
-        }
-        switch await BrokerCall.send("GET", pathAndQuery, base: base, bearer: bearer, http: HTTPClient(settings: settings), timeout: 30) {
-        case .success(let document):
-            return document
-        case .failure(.noToken(let reason)):
-            throw reason
-        case .failure(.unreachable(let reason)):
-            throw KontextError.usage("cannot reach the audit backend at \(base): \(reason)")
-        case .failure(.refused(let status, let reason)):
-            throw KontextError(status == 401 ? .authentication : .usage, "the audit backend refused \(pathAndQuery): \(reason)")
+        try await BrokerCall.asCommand("GET", pathAndQuery, settings: settings, server: "the audit backend") { status, reason in
+            KontextError(status == 401 ? .authentication : .usage, "the audit backend refused \(pathAndQuery): \(reason)")
         }
     }
 }

@@ -224,24 +224,36 @@ extension BrokerApprovals {
 /// `kontext approve|deny ID --remote`: an approver decides through the broker.
 public enum RemoteApprovalDecision {
     public static func decide(id: String, approve: Bool, settings: Settings) async throws -> JSONValue {
+        let body = JSONValue.object([("decision", .string(approve ? "approve" : "deny"))])
+        return try await BrokerCall.asCommand("POST", "/v1/approvals/" + id, body: body, settings: settings, server: "the broker") { status, reason in
+            KontextError(status == 401 || status == 403 ? .authentication : .usage,
+                         "the broker refused to \(approve ? "approve" : "deny") \(sanitized(id, limit: 64)): \(reason)")
+        }
+    }
+}
+
+extension BrokerCall {
+    /// For a command's `--remote`: the run's own identity (a login, or a CI job's), and every
+    /// failure a kontext error; `refusal` words an HTTP refusal (status, the server's reason).
+    static func asCommand(_ method: String, _ path: String, body: JSONValue? = nil, settings: Settings, server: String,
+                          refusal: (Int, String) -> KontextError) async throws -> JSONValue {
         guard let base = settings.auditURL else {
-            throw KontextError.usage("--remote needs \(Settings.Name.auditURL), the broker's base URL")
+            throw KontextError.usage("--remote needs \(Settings.Name.auditURL), \(server)'s base URL")
         }
         let identity = try await RunIdentity.establish(settings: settings)
         guard let bearer = identity.bearer else {
-            throw KontextError.usage("--remote needs a login (remote mode)", hint: "set KONTEXT_ISSUER_URL and run `kontext login`")
+            throw KontextError.usage("--remote needs a login (remote mode) or a CI job's identity",
+                                     hint: "set KONTEXT_ISSUER_URL and run `kontext login`")
         }
-        let body = JSONValue.object([("decision", .string(approve ? "approve" : "deny"))])
-        switch await BrokerCall.send("POST", "/v1/approvals/" + id, body: body, base: base, bearer: bearer, http: HTTPClient(settings: settings)) {
+        switch await send(method, path, body: body, base: base, bearer: bearer, http: HTTPClient(settings: settings), timeout: 30) {
         case .success(let document):
             return document
         case .failure(.noToken(let reason)):
             throw reason
         case .failure(.unreachable(let reason)):
-            throw KontextError.usage("cannot reach the broker at \(base): \(reason)")
+            throw KontextError.usage("cannot reach \(server) at \(base): \(reason)")
         case .failure(.refused(let status, let reason)):
-            throw KontextError(status == 401 || status == 403 ? .authentication : .usage,
-                               "the broker refused to \(approve ? "approve" : "deny") \(sanitized(id, limit: 64)): \(reason)")
+            throw refusal(status, reason)
         }
     }
 }
