@@ -18,7 +18,8 @@ public struct Kontext: AsyncParsableCommand {
         version: "kontext \(String(cString: kontext_build_version())) (commit \(String(cString: kontext_build_commit())))",
         subcommands: [StartCommand.self, RunCommand.self, EnvCommand.self, HookCommand.self,
                       LoginCommand.self, LogoutCommand.self, WhoamiCommand.self,
-                      ProviderCommand.self, AuditCommand.self, TrustCommand.self, DoctorCommand.self, BrokerCommand.self])
+                      ProviderCommand.self, AuditCommand.self, TrustCommand.self, PolicyCommand.self, ApproveCommand.self,
+                      DenyCommand.self, DoctorCommand.self, BrokerCommand.self])
 
     public init() {}
 

@@ -42,6 +42,12 @@ public struct Settings: Sendable {
     public var allowHTTP: Bool
     /// Sessions carry handles through the credential proxy (SPEC section 11) without `--proxy`.
     public var proxy: Bool
+    /// `KONTEXT_APPROVAL_TTL` (config `approval_ttl`): seconds an approval waits for the user
+    /// and, once approved, for the agent's retry (SPEC section 12; default 300). Unparsable
+    /// or non-positive values fall back to the default.
+    public var approvalTTL: Int
+
+    public static let defaultApprovalTTL = 300
 
     /// `file` is config.toml's values by key; a variable set in the environment, even to the
     /// empty string, wins over it. Empty values count as unset.
@@ -70,6 +76,7 @@ public struct Settings: Sendable {
         func enabled(_ name: Name) -> Bool { value(name).map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false }
         allowHTTP = enabled(.allowHTTP)
         proxy = enabled(.proxy)
+        approvalTTL = value(.approvalTTL).flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultApprovalTTL
     }
 
     /// Before anything is sent: the servers that get tokens or audit events are reached over
@@ -100,10 +107,12 @@ extension Settings.Name {
     public static let idTokenVariable = Self(variable: "KONTEXT_ID_TOKEN_VARIABLE", configKey: "id_token_variable")
     public static let allowHTTP = Self(variable: "KONTEXT_ALLOW_HTTP", configKey: "allow_http")
     public static let proxy = Self(variable: "KONTEXT_PROXY", configKey: "proxy")
+    public static let approvalTTL = Self(variable: "KONTEXT_APPROVAL_TTL", configKey: "approval_ttl")
 
     public static let all: [Self] = [
         .issuerURL, .clientID, .clientSecret, .tokenEndpoint, .scopes, .redirectURI, .auditURL, .mode, .policy,
         .keyring, .caBundle, .debug, .audience, .idTokenFile, .idToken, .idTokenVariable, .allowHTTP, .proxy,
+        .approvalTTL,
     ]
 
     /// The setting config.toml's `key` sets, or nil for a key it may not hold.
