@@ -58,7 +58,8 @@ Scripted outcomes, no second client needed:
     --auto-slow-down     the first poll of each device code gets slow_down
                          (combines with the others).
 
-Tokens: access and refresh tokens are opaque random strings.  Access tokens
+Tokens: access and refresh tokens are opaque random strings (with
+--jwt-access-tokens, access tokens are RS256 JWTs signed like the ID token).  Access tokens
 live --access-lifetime seconds (the expires_in).  Refresh tokens do not
 expire but are rotated: POST /token grant_type=refresh_token returns a new
 access token, refresh token and ID token, and the old refresh token is from
@@ -166,6 +167,13 @@ class State:
         lifetime = int(self.args.access_lifetime)
         refresh = secrets.token_urlsafe(32)
         access = secrets.token_urlsafe(32)
+        if self.args.jwt_access_tokens:
+            # A JWT a resource server (kontext's broker) can check against /jwks.
+            access_claims = {"iss": self.issuer, "sub": sub, "aud": client_id, "iat": now,
+                             "exp": now + lifetime, "jti": secrets.token_hex(8)}
+            if email:
+                access_claims["email"] = email
+            access = self.signer.sign(access_claims)
         self.refresh[refresh] = {"sub": sub, "email": email, "client_id": client_id,
                                  "scope": scope, "valid": True}
         self.access[access] = {"sub": sub, "email": email, "client_id": client_id,
@@ -554,6 +562,8 @@ def main():
                     help="require client_secret_basic with the secret in this environment variable")
     ap.add_argument("--verification-suffix", default="",
                     help="text appended to verification_uri and user_code (a hostile issuer's terminal escapes)")
+    ap.add_argument("--jwt-access-tokens", action="store_true",
+                    help="access tokens are RS256 JWTs (iss, sub, aud = client_id, iat, exp, jti, email) instead of opaque strings")
     ap.add_argument("--verbose", action="store_true", help="one line per request on stderr")
     args = ap.parse_args()
 

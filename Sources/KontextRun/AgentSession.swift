@@ -80,7 +80,7 @@ public enum AgentSession {
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
         let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
-        let writer = AuditWriter(store: store)
+        let writer = sessionAuditWriter(store: store, identity: identity, settings: settings)
         defer { writer.close() }
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
         let session = SessionInfo(id: sessionID, agent: agentLabel, actor: identity.actor, host: hostName(), cwd: projectDirectory)
@@ -136,6 +136,7 @@ public enum AgentSession {
         } catch {
             sidecar.stop()
             await stopProxy()
+            writer.seal(sessionID: sessionID)
             try? store.endSession(id: sessionID, exitCode: nil)
             await finishShipping(shipper, settings: settings)
             throw error
@@ -146,6 +147,7 @@ public enum AgentSession {
             printError("kontext: warning: \(HookHandler.hooksMissingReason) (recorded in the audit)")
             try handler.recordHooksMissing()
         }
+        writer.seal(sessionID: sessionID)
         try store.endSession(id: sessionID, exitCode: status)
         await finishShipping(shipper, settings: settings)
         return status

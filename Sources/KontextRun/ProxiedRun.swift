@@ -24,7 +24,7 @@ public enum ProxiedRun {
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
         let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
-        let writer = AuditWriter(store: store)
+        let writer = sessionAuditWriter(store: store, identity: identity, settings: settings)
         defer { writer.close() }
         let session = EgressSession(id: sessionID, agent: "run", actor: identity.actor, host: hostName(), cwd: project.directory)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: "run", actor: session.actor, host: session.host,
@@ -41,6 +41,7 @@ public enum ProxiedRun {
                 evaluator: PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets)),
                 mode: mode, session: session, writer: writer)
         } catch {
+            writer.seal(sessionID: sessionID)
             try? store.endSession(id: sessionID, exitCode: nil)
             await AgentSession.finishShipping(shipper, settings: settings)
             throw error
@@ -57,6 +58,7 @@ public enum ProxiedRun {
             failure = error
         }
         await proxy.stop()
+        writer.seal(sessionID: sessionID)
         try store.endSession(id: sessionID, exitCode: status)
         await AgentSession.finishShipping(shipper, settings: settings)
         if let failure { throw failure }

@@ -80,7 +80,7 @@ func exportedEvents(_ sandbox: Sandbox, environment: [String: String] = [:]) thr
 }
 
 let specEventKeys: Set<String> = ["id", "session_id", "seq", "time", "agent", "event", "tool_name", "tool_input",
-                                  "tool_response", "decision", "actor", "host", "cwd"]
+                                  "tool_response", "decision", "actor", "host", "cwd", "prev_hash", "hash"]
 
 @Suite(.enabled(if: ClaudeCode.available, "needs the claude binary (KONTEXT_CLAUDE_BIN) and a keyring: run scripts/test"))
 struct ClaudeEndToEndTests {
