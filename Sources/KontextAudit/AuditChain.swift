@@ -46,6 +46,12 @@ public struct AuditChainFinding: Sendable, Equatable, CustomStringConvertible {
     public var eventID: String?
     public var message: String
     public var description: String { message }
+
+    public init(seq: Int?, eventID: String?, message: String) {
+        self.seq = seq
+        self.eventID = eventID
+        self.message = message
+    }
 }
 
 /// The state of one session's chain as read from the store, an export or the broker.
@@ -82,9 +88,9 @@ extension AuditChain {
 
     /// Checks each link of one session's events in the order given: its content against its
     /// `hash`, its `seq` against its place, its `prev_hash` against the event before (or the
-    /// genesis), that nothing but kontext's checkpoints follows the session's `session-end`
-    /// and nothing at all its final checkpoint, and each checkpoint's signature and the head
-    /// it signs. With `trustedKey` (base64 Ed25519 public key), checkpoints must be signed by
+    /// genesis), that nothing follows the final checkpoint that sealed the session (an agent
+    /// may go on after a `session-end`: Claude Code's `/clear`), and each checkpoint's
+    /// signature and the head it signs. With `trustedKey` (base64 Ed25519 public key), checkpoints must be signed by
     /// it and there must be one; an ended session must then be sealed by a final one. With
     /// `after`, the events continue a chain already checked up to that event (the broker's
     /// ingest).
@@ -94,7 +100,6 @@ extension AuditChain {
         let seqs = events.map(seqOf)
         var expectedSeq = (after?.seq ?? 0) + 1
         var previous: (hash: String, name: String)? = after.map { ($0.hash, "event #\($0.seq)") }
-        var end: String?
         var seal: String?
         // Hashes by seq, for the heads checkpoints sign; before `after`, only its own is known.
         var hashes: [Int: String] = after.map { [$0.seq: $0.hash] } ?? [:]
@@ -113,8 +118,6 @@ extension AuditChain {
             let isCheckpoint = object["event"]?.stringValue == AuditEventKind.checkpoint.rawValue
             if let seal {
                 found("\(name) was appended after the session ended (sealed by its final checkpoint \(seal))")
-            } else if let end, !isCheckpoint {
-                found("\(name) was appended after the session ended (\(end))")
             }
             if AuditChain.hash(of: object) != hash {
                 found("\(name) was changed: its content does not match its hash")
@@ -123,7 +126,7 @@ extension AuditChain {
             var linked = true
             if seqValue > expectedSeq {
                 let missing = expectedSeq..<seqValue
-                if seqs[(index + 1)...].contains(where: { $0.map(missing.contains) ?? false }) {
+                if seqs[(index + 1)...].contains(where: { later in later.map { missing.contains($0) } ?? false }) {
                     found("\(name) is out of order: an earlier event comes after it")
                 } else {
                     let range = missing.count == 1 ? "#\(expectedSeq) is" : "#\(expectedSeq)–#\(seqValue - 1) are"
@@ -142,8 +145,7 @@ extension AuditChain {
                           ?? "\(name) does not start the session's chain: its prev_hash is not the session's genesis")
                 }
             }
-            if object["event"]?.stringValue == AuditEventKind.sessionEnd.rawValue, end == nil {
-                end = "at \(name)"
+            if object["event"]?.stringValue == AuditEventKind.sessionEnd.rawValue {
                 report.ended = true
             }
             if isCheckpoint {

@@ -203,6 +203,10 @@ public final class AuditStore: Sendable {
             // Events recorded before have none: their sessions stay unchained.
             try db.execute(sql: "ALTER TABLE events ADD COLUMN hash TEXT")
         }
+        migrator.registerMigration("v5: OpenTelemetry export cursors") { db in
+            // Per collector endpoint: the position of the last event it acknowledged.
+            try db.execute(sql: "CREATE TABLE otlp_exports (endpoint TEXT PRIMARY KEY NOT NULL, position INTEGER NOT NULL)")
+        }
         return migrator
     }
 
@@ -480,6 +484,34 @@ public final class AuditStore: Sendable {
                                arguments: StatementArguments([time] + chunk.map { $0 as (any DatabaseValueConvertible)? }))
                 start += chunk.count
             }
+        }
+    }
+
+    // MARK: OpenTelemetry export
+
+    /// The position the collector at `endpoint` has every event up to. An endpoint seen for
+    /// the first time starts at the store's last event: it gets the events recorded from
+    /// then on, not the whole history.
+    public func otlpPosition(endpoint: String) throws -> Int64 {
+        try write("read the OpenTelemetry export position") { db in
+            try db.execute(sql: """
+                INSERT INTO otlp_exports (endpoint, position) VALUES (?, (SELECT coalesce(max(position), 0) FROM events))
+                ON CONFLICT(endpoint) DO NOTHING
+                """, arguments: [endpoint])
+            return try Int64.fetchOne(db, sql: "SELECT position FROM otlp_exports WHERE endpoint = ?", arguments: [endpoint]) ?? 0
+        }
+    }
+
+    public func setOTLPPosition(endpoint: String, position: Int64) throws {
+        try write("record the OpenTelemetry export position") { db in
+            try db.execute(sql: "UPDATE otlp_exports SET position = max(position, ?) WHERE endpoint = ?", arguments: [position, endpoint])
+        }
+    }
+
+    /// Events after `position` (how many a collector has yet to receive).
+    public func eventCount(after position: Int64) throws -> Int {
+        try read("count events") { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE position > ?", arguments: [position]) ?? 0
         }
     }
 

@@ -25,7 +25,8 @@ public final class AuditWriter: Sendable {
     /// Starts the writer thread. `maxBatchSize` bounds one transaction (and so the time a
     /// reader's snapshot or another process waits for the write lock). With `signer`, the
     /// writer appends signed checkpoints (`AuditCheckpoint`) to each session's chain as
-    /// `checkpoints` says and after a `session-end`.
+    /// `checkpoints` says, and the final one when asked (`checkpoint(sessionID:final:)`).
+    /// Not at `session-end`: an agent may go on after one (Claude Code's `/clear`).
     public init(store: AuditStore, maxBatchSize: Int = 512, signer: AuditSigner? = nil,
                 checkpoints: AuditCheckpointPolicy = AuditCheckpointPolicy()) {
         self.store = store
@@ -93,7 +94,6 @@ private final class Engine: @unchecked Sendable {
         var head: AuditEvent
         var sinceCheckpoint = 0
         var lastCheckpoint: Double
-        var ended = false
         var sealed = false
     }
 
@@ -210,8 +210,8 @@ private final class Engine: @unchecked Sendable {
         let now = monotonicSeconds()
         for session in touched {
             guard let state = tracked[session], !state.sealed, state.sinceCheckpoint > 0 else { continue }
-            if state.ended || state.sinceCheckpoint >= policy.everyEvents || now - state.lastCheckpoint >= policy.everySeconds {
-                _ = try? sign(session, final: state.ended, signer: signer)
+            if state.sinceCheckpoint >= policy.everyEvents || now - state.lastCheckpoint >= policy.everySeconds {
+                _ = try? sign(session, final: false, signer: signer)
             }
         }
         for request in requests {
@@ -228,7 +228,6 @@ private final class Engine: @unchecked Sendable {
             state.sealed = state.sealed || event.toolInput["final"] == .bool(true)
         } else {
             state.sinceCheckpoint += 1
-            state.ended = state.ended || event.event == .sessionEnd
         }
         tracked[event.sessionID] = state
     }

@@ -82,16 +82,7 @@ public final class AuditShipper: Sendable {
 
     /// `shipPending` given at most `seconds`; returns the problem that stopped it, if any.
     public func shipPending(within seconds: Double) async -> String? {
-        let attempt = Task { () -> String? in
-            do { try await self.shipPending(); return nil } catch { return String(describing: error) }
-        }
-        let timer = Task {
-            try? await Task.sleep(for: .seconds(seconds))
-            attempt.cancel()
-        }
-        let problem = await attempt.value
-        timer.cancel()
-        return problem
+        await attempt(within: seconds) { try await self.shipPending() }
     }
 
     /// Reports the session's chain head (`POST /v1/sessions/{id}/checkpoints`) if it moved
@@ -182,6 +173,20 @@ public final class AuditShipper: Sendable {
             ("exit_code", session.exitCode.map { .number(Double($0)) } ?? .null),
         ]).serialized
     }
+}
+
+/// Runs `work` for at most `seconds` (then cancels it); returns its failure, if any.
+func attempt(within seconds: Double, _ work: @escaping @Sendable () async throws -> Void) async -> String? {
+    let attempt = Task { () -> String? in
+        do { try await work(); return nil } catch { return String(describing: error) }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: .seconds(seconds))
+        attempt.cancel()
+    }
+    let problem = await attempt.value
+    timer.cancel()
+    return problem
 }
 
 /// Ships in the background while a session runs: soon after events arrive, with exponential

@@ -90,6 +90,7 @@ public enum AgentSession {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
+        let exporter = AuditUpload.exporter(settings: settings, store: store)
         let evaluator = PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets))
         let handler = HookHandler(session: session, adapter: adapter ?? AgentAdapters.all[0], evaluator: evaluator,
                                   mode: mode, redactor: redactor, writer: writer)
@@ -139,6 +140,7 @@ public enum AgentSession {
             writer.seal(sessionID: sessionID)
             try? store.endSession(id: sessionID, exitCode: nil)
             await finishShipping(shipper, settings: settings)
+            await AuditUpload.finishExport(exporter, settings: settings)
             throw error
         }
         sidecar.stop()
@@ -150,6 +152,7 @@ public enum AgentSession {
         writer.seal(sessionID: sessionID)
         try store.endSession(id: sessionID, exitCode: status)
         await finishShipping(shipper, settings: settings)
+        await AuditUpload.finishExport(exporter, settings: settings)
         return status
     }
 

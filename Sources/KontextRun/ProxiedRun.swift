@@ -33,6 +33,7 @@ public enum ProxiedRun {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
+        let exporter = AuditUpload.exporter(settings: settings, store: store)
         let proxy: ProxyLaunch
         do {
             proxy = try await ProxyLaunch.start(
@@ -44,6 +45,7 @@ public enum ProxiedRun {
             writer.seal(sessionID: sessionID)
             try? store.endSession(id: sessionID, exitCode: nil)
             await AgentSession.finishShipping(shipper, settings: settings)
+            await AuditUpload.finishExport(exporter, settings: settings)
             throw error
         }
         let child = ChildProcess(executable: program, arguments: arguments, environment: childEnvironment(
@@ -61,6 +63,7 @@ public enum ProxiedRun {
         writer.seal(sessionID: sessionID)
         try store.endSession(id: sessionID, exitCode: status)
         await AgentSession.finishShipping(shipper, settings: settings)
+        await AuditUpload.finishExport(exporter, settings: settings)
         if let failure { throw failure }
         return status ?? 0
     }

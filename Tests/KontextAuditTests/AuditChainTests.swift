@@ -36,9 +36,10 @@ import Testing
 /// SQLite store and its real export: every kind of tampering the issue names is found and
 /// named, and an untouched session verifies.
 @Suite struct AuditChainTests {
-    /// A finished session of eight events, recorded through the writer.
-    func recordedSession(_ store: AuditStore, id: String = "chain-session") throws -> [AuditEvent] {
-        let writer = AuditWriter(store: store)
+    /// A finished session of eight events, recorded through the writer; `sealed`: signed, with
+    /// kontext's final checkpoint as the ninth.
+    func recordedSession(_ store: AuditStore, id: String = "chain-session", sealed: Bool = false) throws -> [AuditEvent] {
+        let writer = AuditWriter(store: store, signer: sealed ? AuditSigner.generate() : nil)
         defer { writer.close() }
         var events: [AuditEvent] = []
         events.append(try writer.append(AuditEvent(sessionID: id, agent: "claude", event: .sessionStart)))
@@ -51,6 +52,7 @@ import Testing
                                                    toolResponse: .object([("stdout", .string("ok\n")), ("exit", .number(0.25))]))))
         events.append(try writer.append(AuditEvent(sessionID: id, agent: "claude", event: .stop)))
         events.append(try writer.append(AuditEvent(sessionID: id, agent: "claude", event: .sessionEnd)))
+        if sealed, let seal = try writer.checkpoint(sessionID: id, final: true) { events.append(seal) }
         return events
     }
 
@@ -96,10 +98,10 @@ import Testing
     // MARK: Tampering with the SQLite store
 
     /// Each tampering on a fresh copy of the same session.
-    func tamperedStore(_ tamper: (AuditStore, [AuditEvent]) throws -> Void) throws -> AuditChainReport {
+    func tamperedStore(sealed: Bool = false, _ tamper: (AuditStore, [AuditEvent]) throws -> Void) throws -> AuditChainReport {
         let directory = try TemporaryDirectory()
         let store = try AuditStore(path: directory.file("audit.db"))
-        let events = try recordedSession(store)
+        let events = try recordedSession(store, sealed: sealed)
         #expect(try verifyStore(store).verified)
         try tamper(store, events)
         return try verifyStore(store)
@@ -154,16 +156,16 @@ import Testing
 
     @Test func anEventAppendedAfterTheEndIsNamedEvenWithAValidLink() throws {
         var appendedID = ""
-        let report = try tamperedStore { store, events in
+        let report = try tamperedStore(sealed: true) { store, events in
             // A forger who knows the scheme: the right seq, prev_hash and hash.
             var forged = fullEvent(session: "chain-session", command: "innocent")
-            forged.seq = 9
+            forged.seq = 10
             forged.prevHash = events.last!.hash
             forged.hash = AuditChain.hash(of: forged.json)
             appendedID = forged.id
             try run(store, """
                 INSERT INTO events (id, session_id, seq, time, event, json, hash) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, [forged.id, forged.sessionID, "9", forged.time, "pre-tool", forged.json.serialized, forged.hash])
+                """, [forged.id, forged.sessionID, "10", forged.time, "pre-tool", forged.json.serialized, forged.hash])
         }
         #expect(report.findings.count == 1)
         let first = try #require(report.findings.first)
@@ -175,8 +177,8 @@ import Testing
     func exportLines() throws -> [String] {
         let directory = try TemporaryDirectory()
         let store = try AuditStore(path: directory.file("audit.db"))
-        _ = try recordedSession(store)
-        _ = try recordedSession(store, id: "second-session")
+        _ = try recordedSession(store, sealed: true)
+        _ = try recordedSession(store, id: "second-session", sealed: true)
         let path = directory.file("export.jsonl")
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         try AuditExport.write(store: store, format: .jsonl, to: fd)
@@ -190,7 +192,7 @@ import Testing
 
     @Test func anUntouchedExportVerifiesAndEachTamperingIsNamed() throws {
         let lines = try exportLines()
-        #expect(lines.count == 16)
+        #expect(lines.count == 18)
         let untouched = try verifyLines(lines)
         #expect(untouched.map(\.sessionID) == ["chain-session", "second-session"])
         #expect(untouched.allSatisfy(\.verified))
@@ -218,10 +220,10 @@ import Testing
         var appended = lines
         var forged = try AuditEvent(jsonText: lines[3])
         forged.id = "forged-event"
-        forged.seq = 9
-        forged.prevHash = try AuditEvent(jsonText: lines[7]).hash
+        forged.seq = 10
+        forged.prevHash = try AuditEvent(jsonText: lines[8]).hash
         forged.hash = AuditChain.hash(of: forged.json)
-        appended.insert(forged.json.serialized, at: 8)
+        appended.insert(forged.json.serialized, at: 9)
         report = try verifyLines(appended)[0]
         #expect(report.findings.map(\.eventID) == ["forged-event"])
         #expect(report.findings.first?.message.contains("appended after the session ended") == true)
@@ -236,7 +238,8 @@ import Testing
         let writer = AuditWriter(store: store, signer: signer, checkpoints: AuditCheckpointPolicy(everyEvents: 3, everySeconds: 3600))
         for index in 1...7 { try writer.append(fullEvent(session: "signed", command: "echo \(index)")) }
         try writer.append(AuditEvent(sessionID: "signed", agent: "claude", event: .sessionEnd))
-        #expect(try writer.checkpoint(sessionID: "signed", final: true) == nil, "already sealed after session-end")
+        #expect(try writer.checkpoint(sessionID: "signed", final: true)?.seq == 11)
+        #expect(try writer.checkpoint(sessionID: "signed", final: true) == nil, "already sealed")
         writer.close()
 
         let events = try store.events(sessionID: "signed")

@@ -42,7 +42,7 @@ extension AuditCommand {
             }
             // The keyring's key signed this machine's sessions; with neither it nor --public-key,
             // signatures are checked against the keys the checkpoints carry.
-            let trustedKey = try publicKey ?? (try? AuditSigning.keyringSigner(settings: context.settings(), create: false))??.publicKeyBase64
+            let trustedKey = publicKey ?? (try? AuditSigning.keyringSigner(settings: context.settings(), create: false))?.publicKeyBase64
             if let file {
                 reports = try AuditVerify.reportsOfExport(path: file, session: session, trustedKey: trustedKey)
             } else {
@@ -68,7 +68,8 @@ extension AuditCommand {
             let settings = try context.settings()
             let answer = try await RemoteAudit.get("/v1/sessions/\(formEncode(id))/verify", settings: settings)
             let verified = answer["verified"] == .bool(true)
-            let count = answer["event_count"].flatMap { if case .number(let n) = $0 { Int(n) } else { nil } } ?? 0
+            var count = 0
+            if case .number(let number)? = answer["event_count"] { count = Int(number) }
             context.streams.print("\(sanitized(id))  \(verified ? "verified" : "FAILED")  \(count) event\(count == 1 ? "" : "s") at the audit backend")
             for finding in answer["findings"]?.arrayValue ?? [] {
                 context.streams.print("  " + sanitized(finding["message"]?.stringValue ?? finding.serialized, limit: 4096))
