@@ -91,7 +91,7 @@ public final class AuditPageServer: Sendable {
         router.get("/sessions/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
             return try await guarded(request, token: token, port: boundPort) {
-                try await sessionPage(source, id: id, filter: Filter(request.uri.queryParameters))
+                try await sessionPage(source, id: id, filter: Filter(request))
             }
         }
         let app = Application(
@@ -182,7 +182,8 @@ public final class AuditPageServer: Sendable {
         var tool: String
         var text: String
 
-        init(_ query: URI.QueryParameters) {
+        init(_ request: Request) {
+            let query = request.uri.queryParameters
             decision = query.get("decision") ?? ""
             tool = query.get("tool") ?? ""
             text = query.get("q") ?? ""

@@ -183,12 +183,14 @@ public struct OTLPSettings: Sendable, Equatable {
     /// `k=v,k2=v2` with percent-encoded values (the W3C baggage form the specification uses).
     static func pairs(_ text: String?) -> [(String, String)] {
         guard let text else { return [] }
-        return text.split(separator: ",").compactMap { item in
-            guard let equals = item.firstIndex(of: "=") else { return nil }
-            let key = String(item[..<equals]).trimmingWhitespace
-            let value = percentDecoded(String(item[item.index(after: equals)...]).trimmingWhitespace)
-            return key.isEmpty ? nil : (key, value)
+        var result: [(String, String)] = []
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { continue }
+            let key = String(parts[0]).trimmingWhitespace
+            if !key.isEmpty { result.append((key, percentDecoded(String(parts[1]).trimmingWhitespace))) }
         }
+        return result
     }
 
     static func percentDecoded(_ text: String) -> String {

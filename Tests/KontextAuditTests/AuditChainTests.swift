@@ -195,7 +195,7 @@ import Testing
         #expect(lines.count == 18)
         let untouched = try verifyLines(lines)
         #expect(untouched.map(\.sessionID) == ["chain-session", "second-session"])
-        #expect(untouched.allSatisfy(\.verified))
+        #expect(untouched.allSatisfy { $0.verified })
         func id(_ line: String) -> String { (try? JSONValue.parse(line))?["id"]?.stringValue ?? "" }
 
         var deleted = lines

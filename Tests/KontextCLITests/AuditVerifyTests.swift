@@ -237,7 +237,8 @@ struct AuditWitnessTests {
         }
         deadline = Date().addingTimeInterval(30)
         while try !headReported(), Date() < deadline { usleep(100_000) }
-        #expect(try headReported(), "the chain head was not reported: \(try gate.getJSON("/control/forwarded"))")
+        let forwarded = try gate.getJSON("/control/forwarded")
+        #expect(try headReported(), "the chain head was not reported: \(forwarded)")
 
         kill(session.processIdentifier, SIGKILL)
         session.waitUntilExit()

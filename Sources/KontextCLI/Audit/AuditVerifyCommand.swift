@@ -1,6 +1,7 @@
 import ArgumentParser
 import KontextAudit
 import KontextCore
+import KontextHTTP
 import KontextRun
 
 extension AuditCommand {
