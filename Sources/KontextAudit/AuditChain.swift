@@ -75,7 +75,7 @@ public struct AuditChainReport: Sendable, Equatable {
 extension AuditChain {
     /// Verifies every session in `objects` (event objects in the order read, sessions
     /// interleaved as in a whole-store export), each in the order its first event appears.
-    public static func verify(objects: [JSONValue], trustedKey: String? = nil) -> [AuditChainReport] {
+    public static func verify(objects: [JSONValue], trustedKey: String? = nil, requireSignature: Bool = false) -> [AuditChainReport] {
         var order: [String] = []
         var bySession: [String: [JSONValue]] = [:]
         for object in objects {
@@ -83,7 +83,7 @@ extension AuditChain {
             if bySession[session] == nil { order.append(session) }
             bySession[session, default: []].append(object)
         }
-        return order.map { verify(sessionID: $0, events: bySession[$0]!, trustedKey: trustedKey) }
+        return order.map { verify(sessionID: $0, events: bySession[$0]!, trustedKey: trustedKey, requireSignature: requireSignature) }
     }
 
     /// Checks each link of one session's events in the order given: its content against its
@@ -95,7 +95,7 @@ extension AuditChain {
     /// `after`, the events continue a chain already checked up to that event (the broker's
     /// ingest).
     public static func verify(sessionID: String, events: [JSONValue], after: (seq: Int, hash: String)? = nil,
-                              trustedKey: String? = nil) -> AuditChainReport {
+                              trustedKey: String? = nil, requireSignature: Bool = false) -> AuditChainReport {
         var report = AuditChainReport(sessionID: sessionID, eventCount: events.count, ended: false, findings: [])
         let seqs = events.map(seqOf)
         var expectedSeq = (after?.seq ?? 0) + 1
@@ -173,7 +173,7 @@ extension AuditChain {
             report.headSeq = seq
             report.headHash = hash
         }
-        if trustedKey != nil, report.signedThrough == nil {
+        if requireSignature, report.signedThrough == nil {
             report.findings.append(AuditChainFinding(seq: nil, eventID: nil, message: "no checkpoint signed by the given key"))
         }
         if (trustedKey != nil || checkpoints > 0) && report.ended && !report.sealed {

@@ -253,7 +253,8 @@ import Testing
         let objects = try store.eventObjects(sessionID: "signed")
         var report = AuditChain.verify(sessionID: "signed", events: objects, trustedKey: signer.publicKeyBase64)
         #expect(report.verified && report.sealed && report.signedThrough == 10, "\(report.findings)")
-        report = AuditChain.verify(sessionID: "signed", events: objects, trustedKey: AuditSigner.generate().publicKeyBase64)
+        report = AuditChain.verify(sessionID: "signed", events: objects, trustedKey: AuditSigner.generate().publicKeyBase64,
+                                   requireSignature: true)
         #expect(report.findings.count == 5 && report.findings[0].message.contains("is signed by another key"), "\(report.findings)")
 
         // A signature that does not match what it signs.

@@ -130,7 +130,8 @@ struct AuditVerifyTests {
         result = try verifyFile(rewritten)
         #expect(result.status == 1 && result.stdout.contains("checkpoint event #10 (\(id(lines[9]))) signed event #9 with another hash"),
                 "\(result.stdout)")
-        // ... and without the checkpoint: the ended session is no longer sealed by the key.
+        // ... and without the checkpoint: the ended session is no longer sealed by the key
+        // (the keyring's, by default).
         result = try verifyFile(Array(rewritten.dropLast()))
         #expect(result.status == 1 && result.stdout.contains("no final signed checkpoint seals it"), "\(result.stdout)")
         try (rewritten.dropLast().joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
@@ -214,7 +215,7 @@ struct AuditWitnessTests {
               i=$((i+1))
             done
             printf '%s' "$KONTEXT_SESSION_ID" > session-id
-            sleep 120
+            exec sleep 120
             """)
         let session = Process()
         session.executableURL = URL(fileURLWithPath: TestSupport.kontextPath)
@@ -241,11 +242,12 @@ struct AuditWitnessTests {
         #expect(try headReported(), "the chain head was not reported: \(forwarded)")
 
         kill(session.processIdentifier, SIGKILL)
-        session.waitUntilExit()
+        // Then the orphaned agent, which Foundation's wait would otherwise outlive.
         if let agent = Int32((try? String(contentsOf: user.sandbox.workingDirectory.appendingPathComponent("agent-pid"), encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
             kill(agent, SIGKILL)
         }
+        session.waitUntilExit()
         // The last five events, gone from the local store before they were sent.
         let store = user.sandbox.home.appendingPathComponent(".local/state/kontext/audit.db").path
         let cut = try user.sandbox.run("/usr/bin/sqlite3", [store, "DELETE FROM events WHERE session_id = '\(sessionID)' AND seq > 5"])

@@ -76,7 +76,7 @@ struct LocalAuditPage: AuditPageSource {
         AuditPageSession(id: session.id, agent: session.agent, user: session.actor.email ?? session.actor.sub, host: session.host,
                          startedAt: session.startedAt, endedAt: session.endedAt, events: events,
                          report: AuditChain.verify(sessionID: session.id, events: objects,
-                                                   trustedKey: objects.isEmpty ? nil : trustedKey))
+                                                   trustedKey: trustedKey))
     }
 }
 

@@ -25,7 +25,7 @@ extension AuditCommand {
         var remote = false
 
         @Option(name: .long, help: ArgumentHelp(
-            "The Ed25519 public key (base64) the checkpoints must be signed with; `kontext audit key` prints yours (the default, when the keyring has one).",
+            "The Ed25519 public key (base64) that must have signed the checkpoints, at least one of them; `kontext audit key` prints yours. Without it, the keyring's key (if any) must have signed those there are.",
             valueName: "key"))
         var publicKey: String?
 
@@ -45,13 +45,15 @@ extension AuditCommand {
             // signatures are checked against the keys the checkpoints carry.
             let trustedKey = publicKey ?? (try? AuditSigning.keyringSigner(settings: context.settings(), create: false))?.publicKeyBase64
             if let file {
-                reports = try AuditVerify.reportsOfExport(path: file, session: session, trustedKey: trustedKey)
+                reports = try AuditVerify.reportsOfExport(path: file, session: session, trustedKey: trustedKey,
+                                                          requireSignature: publicKey != nil)
             } else {
                 let store = try AuditCommand.openStore(context)
                 let ids = try session.map { [try store.resolveSession($0).id] } ?? store.sessions().reversed().map(\.id)
                 reports = try ids.map { id in
                     let events = try store.eventObjects(sessionID: id)
-                    return AuditChain.verify(sessionID: id, events: events, trustedKey: events.isEmpty ? nil : trustedKey)
+                    return AuditChain.verify(sessionID: id, events: events, trustedKey: trustedKey,
+                                             requireSignature: publicKey != nil && !events.isEmpty)
                 }
             }
             guard !reports.isEmpty else {
@@ -99,7 +101,7 @@ extension AuditCommand {
 }
 
 enum AuditVerify {
-    static func reportsOfExport(path: String, session: String?, trustedKey: String?) throws -> [AuditChainReport] {
+    static func reportsOfExport(path: String, session: String?, trustedKey: String?, requireSignature: Bool) throws -> [AuditChainReport] {
         guard let bytes = readFile(path, limit: 1 << 30) else {
             throw KontextError.usage("cannot read \(path)", hint: "write one with `kontext audit export --format jsonl > FILE`")
         }
@@ -116,7 +118,7 @@ enum AuditVerify {
                 throw KontextError.usage("\(path):\(lineNumber) is not an audit event (a JSON object per line): \(error)")
             }
         }
-        let reports = AuditChain.verify(objects: objects, trustedKey: trustedKey)
+        let reports = AuditChain.verify(objects: objects, trustedKey: trustedKey, requireSignature: requireSignature)
         guard let session else { return reports }
         let chosen = reports.filter { $0.sessionID == session || $0.sessionID.hasPrefix(session) }
         guard chosen.count == 1 else {
