@@ -87,7 +87,7 @@ let package = Package(
         // OAuth refresh, the audit ingest API, and the server's lifecycle.
         .target(name: "KontextBrokerService", dependencies: [
             "KontextCore", "KontextBroker", "KontextTrust", "KontextBrokerStore", "KontextHTTP",
-            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPattern",
+            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPattern", "KontextHostBindings",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
@@ -96,6 +96,11 @@ let package = Package(
         // Globs and `re:` regular expressions (libc regex, no Foundation), compiled once: the
         // policy's matchers and the broker's principal and grant rules.
         .target(name: "KontextPattern", dependencies: ["KontextCore"]),
+        // Which hosts a service's credential may be sent to (SPEC section 11): hosts.toml,
+        // the built-in defaults, broker.toml's [[service]] tables read with the same rules.
+        .target(name: "KontextHostBindings", dependencies: [
+            "KontextCore", "KontextPattern", .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
         .target(name: "KontextPolicy", dependencies: [
             "KontextCore", "KontextHookWire", "KontextPattern", .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -114,13 +119,13 @@ let package = Package(
             "KontextCore", "KontextEnvFile", "KontextKeyring", "KontextExchange", "KontextExchangeCore",
             "KontextProcess", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy",
             "KontextOIDC", "KontextHTTP", "KontextAuditShipping", "KontextWorkload", "KontextConsent", "KontextHookWire",
-            "KontextProxy",
+            "KontextProxy", "KontextHostBindings",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The credential proxy (SPEC section 11): loopback HTTP proxy with CONNECT, TLS
         // interception for bound hosts under a per-session CA, handle swap, egress audit.
         .target(name: "KontextProxy", dependencies: [
-            "KontextCore", "KontextPolicy", "KontextAudit", "KontextPattern",
+            "KontextCore", "KontextPolicy", "KontextAudit", "KontextHostBindings",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -128,7 +133,6 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // The hook wire format and client: no Foundation, nothing else linked, so that the
         // `kontext` front starts in about a millisecond.
@@ -176,7 +180,7 @@ let package = Package(
         ]),
         // The proxy against real loopback TLS servers with a test CA.
         .testTarget(name: "KontextProxyTests", dependencies: [
-            "KontextProxy", "KontextPolicy", "KontextAudit", "KontextCore", "KontextHTTP", "KontextTestSupport",
+            "KontextProxy", "KontextHostBindings", "KontextPolicy", "KontextAudit", "KontextCore", "KontextHTTP", "KontextTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

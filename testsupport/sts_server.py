@@ -33,7 +33,8 @@ POST /token (application/x-www-form-urlencoded):
     from the environment variable named by --credentials-env (never from a
     file or argv).  Success -> 200 {"access_token": value, "issued_token_type":
     "urn:ietf:params:oauth:token-type:access_token", "token_type": "N_A",
-    "expires_in": 900}.
+    "expires_in": 900} (--expires-in N; with --serial the value gets "-N", N
+    counting issues, so renewals are told apart).
   - Scripted services: "unconnected" -> 400 provider_not_connected with
     connect_url https://example.test/connect/unconnected; "boom" -> 500 with
     an HTML body; "garbage" -> 200 with a non-JSON body; "slow" -> sleeps
@@ -93,6 +94,7 @@ class State:
         self.seen = set()      # full sha256 of subject tokens seen
         self.expired = set()   # full sha256 of subject tokens expired by control
         self.cache = {}        # full sha256 -> (valid, checked_at)
+        self.issued = 0        # credentials issued, for --serial
 
 
 class Reply(Exception):
@@ -228,8 +230,12 @@ class Handler(BaseHTTPRequestHandler):
         for key in (target, audience, service):
             if key and key in st.credentials:
                 value = st.credentials[key]
+                if st.args.serial:
+                    with st.lock:
+                        st.issued += 1
+                        value = "%s-%d" % (value, st.issued)
                 body = {"access_token": value, "issued_token_type": ACCESS_TOKEN_TYPE,
-                        "token_type": "N_A", "expires_in": 900}
+                        "token_type": "N_A", "expires_in": st.args.expires_in}
                 raise Reply(200, json.dumps(body).encode(), "ok")
         raise oauth_error(400, "invalid_target", "unknown service %r" % target)
 
@@ -281,6 +287,9 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="one line per request on stderr")
     ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain (with --tls-key)")
     ap.add_argument("--tls-key", help="the certificate's PEM private key")
+    ap.add_argument("--expires-in", type=int, default=900, help="expires_in of issued credentials (default 900)")
+    ap.add_argument("--serial", action="store_true",
+                    help="issue VALUE-N, N counting issues from 1, so each exchange's credential differs")
     args = ap.parse_args()
 
     credentials = {}

@@ -1,6 +1,7 @@
 import Foundation
 import KontextBrokerStore
 import KontextCore
+import KontextHostBindings
 import KontextPattern
 import KontextTrust
 import TOMLKit
@@ -23,6 +24,9 @@ public struct BrokerConfig: Sendable {
     public var auditReaders: [MatchPattern]
     public var vault: VaultKeySource
     public var limits = Limits()
+    /// `[[service]]`: the hosts each service's credentials may be sent to, told to clients in
+    /// exchange answers for their credential proxy (SPEC section 11; same tables as hosts.toml).
+    public var hostBindings: [HostBindings.Binding] = []
 
     /// `[limits]`: what one client may cost the broker.
     public struct Limits: Sendable {
@@ -134,7 +138,7 @@ public struct BrokerConfig: Sendable {
             }
         }
 
-        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "limits", "issuer", "principal", "grant", "provider"], "")
+        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "limits", "issuer", "principal", "grant", "provider", "service"], "")
         var config = BrokerConfig(listen: try string(table, "listen", in: ""), database: try string(table, "db", in: ""),
                                   tokenLifetime: 900, issuers: [], principals: [], grants: [], providers: [:],
                                   auditReaders: try patterns(try strings(table, "audit_readers", in: "") ?? [], "audit_readers"),
@@ -215,6 +219,11 @@ public struct BrokerConfig: Sendable {
                 }
             }
             config.principals.append(PrincipalRule(name: name, issuer: try string(rule, "issuer", in: place), claims: claims))
+        }
+        if let value = table["service"] {
+            guard let array = value.array else { throw fail("service must be written as [[service]] tables") }
+            config.hostBindings = try HostBindings.serviceTables(
+                array, path: path, hint: #"write [[service]] tables: name = "github", hosts = ["api.github.com"], optional headers = ["x-api-key"]"#)
         }
         for (index, grant) in try tables("grant").enumerated() {
             let place = "grant \(index + 1): "

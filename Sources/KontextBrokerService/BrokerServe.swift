@@ -3,6 +3,7 @@ import Hummingbird
 import KontextBroker
 import KontextBrokerStore
 import KontextCore
+import KontextExchange
 import KontextHTTP
 import KontextTrust
 import Logging
@@ -85,9 +86,12 @@ public enum BrokerServe {
         let mapper = PrincipalMapper(config: config, jwt: jwt)
         let store = try await openStore(config: config, database: options.database, environment: environment)
         let vault = BrokerVault(store: store, cipher: cipher, config: config, environment: environment, http: http, logger: logger)
-        let service = TokenExchangeService(verifier: mapper, vault: vault, lifetime: config.tokenLifetime,
+        var service = TokenExchangeService(verifier: mapper, vault: vault, lifetime: config.tokenLifetime,
                                            recorder: StoreExchangeRecorder(store: store),
                                            missingCredentialHint: { "no credential for '\($0.target)' on this broker; an administrator adds one with `kontext broker provider add \($0.target)`" })
+        for binding in config.hostBindings {
+            service.boundHosts[binding.service] = BoundHosts(hosts: binding.hosts, headers: binding.headers)
+        }
         let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, logger: logger)
         let server: BrokerServer
         do {

@@ -34,12 +34,36 @@ public struct SubjectToken: Sendable {
     }
 }
 
+/// Where a service's credential may be sent (SPEC section 11), told to the client in the
+/// exchange answer (`kontext_hosts`, `kontext_headers`) so that its credential proxy binds them.
+public struct BoundHosts: Sendable, Equatable {
+    public var hosts: [String]
+    public var headers: [String]
+
+    public init(hosts: [String], headers: [String] = []) {
+        self.hosts = hosts
+        self.headers = headers
+    }
+
+    /// `kontext_hosts` (and `kontext_headers`) of an exchange answer; nil when absent or not
+    /// arrays of strings (a token service that does not speak this extension).
+    init?(answer body: [UInt8]) {
+        guard let object = try? JSONValue.parse(body), let hosts = object["kontext_hosts"]?.arrayValue else { return nil }
+        let headers = object["kontext_headers"]?.arrayValue ?? []
+        let hostNames = hosts.compactMap(\.stringValue), headerNames = headers.compactMap(\.stringValue)
+        guard !hostNames.isEmpty, hostNames.count == hosts.count, headerNames.count == headers.count else { return nil }
+        self.init(hosts: hostNames, headers: headerNames)
+    }
+}
+
 /// A successful exchange (SPEC section 6 response fields).
 public struct IssuedCredential: Sendable, Equatable {
     public var value: String
     public var issuedTokenType: String
     public var tokenType: String
     public var expiresIn: Int?
+    /// The hosts the token service bound the credential to, when it said (`kontext_hosts`).
+    public var boundHosts: BoundHosts? = nil
 }
 
 /// Why one placeholder could not be exchanged, in terms a person can act on.
@@ -176,7 +200,8 @@ public struct TokenExchanger: Sendable {
                 value: grant.accessToken,
                 issuedTokenType: grant.issuedTokenType ?? TokenTypeURN.accessToken,
                 tokenType: grant.tokenType ?? "N_A",
-                expiresIn: grant.expiresIn.flatMap { Int(exactly: $0.rounded(.towardZero)) }))
+                expiresIn: grant.expiresIn.flatMap { Int(exactly: $0.rounded(.towardZero)) },
+                boundHosts: BoundHosts(answer: response.body)))
         case .unreadable(_, .notJSONObject):
             return .failure(.malformedResponse("not a JSON object"))
         case .unreadable(_, .noAccessToken):

@@ -95,6 +95,8 @@ public struct TokenExchangeService: Sendable {
     public var missingCredentialHint: @Sendable (Placeholder) -> String
     /// Where every exchange is recorded, when anywhere.
     public var recorder: (any ExchangeRecorder)?
+    /// The hosts each service's credentials are bound to, said in every answer for the service.
+    public var boundHosts: [String: BoundHosts] = [:]
 
     public init(verifier: any SubjectVerifier, vault: any CredentialVault, lifetime: Int = 3600,
                 recorder: (any ExchangeRecorder)? = nil,
@@ -115,14 +117,19 @@ public struct TokenExchangeService: Sendable {
     public func handle(form: [String: String], client: String? = nil) async -> Answer {
         var principal: Principal?
         do {
-            let credential = try await exchange(form: form, principal: &principal)
+            let (credential, service) = try await exchange(form: form, principal: &principal)
             try await recorder?.record(ExchangeOutcome(principal: principal?.subject, target: Self.target(form), result: "issued", client: client))
-            let body = JSONValue.object([
+            var members: [(String, JSONValue)] = [
                 ("access_token", .string(credential.value)),
                 ("expires_in", .number(Double(min(lifetime, max(credential.expiresIn ?? lifetime, 1))))),
                 ("issued_token_type", .string(TokenTypeURN.accessToken)),
                 ("token_type", .string("N_A")),
-            ])
+            ]
+            if let bound = boundHosts[service] {
+                members.append(("kontext_hosts", .array(bound.hosts.map(JSONValue.string))))
+                if !bound.headers.isEmpty { members.append(("kontext_headers", .array(bound.headers.map(JSONValue.string)))) }
+            }
+            let body = JSONValue.object(members)
             return Answer(status: 200, body: Array(body.serialized.utf8))
         } catch {
             var failure = error
@@ -146,7 +153,7 @@ public struct TokenExchangeService: Sendable {
         return target.count > 200 ? String(target.prefix(200)) : target
     }
 
-    func exchange(form: [String: String], principal verified: inout Principal?) async throws(OAuthError) -> ReleasedCredential {
+    func exchange(form: [String: String], principal verified: inout Principal?) async throws(OAuthError) -> (ReleasedCredential, service: String) {
         guard let grant = form["grant_type"] else {
             throw OAuthError("invalid_request", "grant_type is required")
         }
@@ -172,6 +179,6 @@ public struct TokenExchangeService: Sendable {
         guard let credential = try await vault.issue(for: placeholder, principal: principal) else {
             throw OAuthError("invalid_target", missingCredentialHint(placeholder))
         }
-        return credential
+        return (credential, placeholder.service)
     }
 }

@@ -1,5 +1,6 @@
 import KontextAudit
 import KontextCore
+import KontextHostBindings
 import KontextPolicy
 import NIOCore
 import NIOHTTP1
@@ -442,12 +443,14 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     // MARK: CONNECT
 
-    /// After the CONNECT request ended: a bound host gets TLS terminated here, any other a tunnel.
+    /// After the CONNECT request ended: a bound host (any named host with `inspect = "all"`) gets TLS
+    /// terminated here, any other a tunnel.
     private func switchConnect(context: ChannelHandlerContext) {
         guard case .front(let front) = role, let (host, port) = connectTarget else { return }
         let name = HostBindings.normalized(host)
         let bound = configuration.bindings.services(for: name)
-        if !bound.isEmpty && !Self.isIPAddress(name) {
+        let intercepts = !bound.isEmpty || configuration.bindings.inspection == .all
+        if intercepts && !Self.isIPAddress(name) {
             do {
                 let tls = try shared.authority.serverContext(for: name)
                 try answerConnect(context, front: front)
@@ -459,9 +462,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                     if case .hostname(let offered) = result, HostBindings.normalized(offered) != name {
                         let problem = "TLS client hello for \(sanitized(String(offered.prefix(255)))) inside CONNECT to \(name):\(port): refused"
                         shared.log(problem)
-                        shared.configuration.audit?.record(
-                            service: bound[0].service, method: "CONNECT", host: name, path: "", status: 0, bytes: 0,
-                            verdict: PolicyVerdict(decision: .deny, reason: problem, rule: nil), enforced: true, error: problem)
+                        if let service = bound.first?.service {
+                            shared.configuration.audit?.record(
+                                service: service, method: "CONNECT", host: name, path: "", status: 0, bytes: 0,
+                                verdict: PolicyVerdict(decision: .deny, reason: problem, rule: nil), enforced: true, error: problem)
+                        }
                         inner?.loggedError = true
                         context.channel.close(promise: nil)
                     }
@@ -474,8 +479,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                     position: .after(front.decoder))
                 state = .closed
                 let channel = context.channel
-                context.pipeline.removeHandler(self, promise: nil)
-                context.pipeline.removeHandler(front.decoder, promise: nil)
+                context.pipeline.syncOperations.removeHandler(self, promise: nil)
+                context.pipeline.syncOperations.removeHandler(front.decoder, promise: nil)
                 // This handler held back the channel's read while switching: ask again.
                 channel.read()
             } catch {
@@ -484,7 +489,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
             }
             return
         }
-        // Not bound: a blind tunnel, nothing decrypted.
+        // Not intercepted: a blind tunnel, nothing decrypted.
         let (local, remote) = GlueHandler.pair()
         let loopBound = NIOLoopBound(remote, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
@@ -508,8 +513,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                         try context.pipeline.syncOperations.addHandler(local, position: .after(front.decoder))
                         state = .closed
                         let client = context.channel
-                        context.pipeline.removeHandler(self, promise: nil)
-                        context.pipeline.removeHandler(front.decoder, promise: nil)
+                        context.pipeline.syncOperations.removeHandler(self, promise: nil)
+                        context.pipeline.syncOperations.removeHandler(front.decoder, promise: nil)
                         client.read()
                         channel.read()
                     } catch {
@@ -529,9 +534,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// `200` to the CONNECT, written raw after the HTTP handlers are gone (the response
     /// encoder would frame it as a body).
     private func answerConnect(_ context: ChannelHandlerContext, front: FrontHandlers) throws {
-        context.pipeline.removeHandler(front.pipelining, promise: nil)
-        context.pipeline.removeHandler(front.errors, promise: nil)
-        context.pipeline.removeHandler(front.encoder, promise: nil)
+        context.pipeline.syncOperations.removeHandler(front.pipelining, promise: nil)
+        context.pipeline.syncOperations.removeHandler(front.errors, promise: nil)
+        context.pipeline.syncOperations.removeHandler(front.encoder, promise: nil)
         var answer = context.channel.allocator.buffer(capacity: 64)
         answer.writeString("HTTP/1.1 200 Connection Established\r\n\r\n")
         context.writeAndFlush(NIOAny(answer), promise: nil)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import KontextCore
+import KontextHostBindings
 import KontextPolicy
 import NIOCore
 import NIOPosix

@@ -1,5 +1,6 @@
 import KontextAudit
 import KontextCore
+import KontextHostBindings
 import KontextEnvFile
 import KontextExchange
 import KontextPolicy
@@ -34,10 +35,25 @@ public struct ProxyLaunch {
         Set(file.placeholders.filter { bindings.binding(for: $0.service) != nil })
     }
 
+    /// The hosts the token service bound each exchanged service to (remote and CI mode, our
+    /// broker's `[[service]]` tables). A binding that does not check out is left out, said once.
+    static func suppliedBindings(_ resolution: Resolution) -> [HostBindings.Binding] {
+        var bindings: [String: HostBindings.Binding] = [:]
+        for (placeholder, issued) in resolution.issued.sorted(by: { $0.key.target < $1.key.target }) {
+            guard let bound = issued.boundHosts, bindings[placeholder.service] == nil else { continue }
+            do {
+                bindings[placeholder.service] = try HostBindings.checked(service: placeholder.service, hosts: bound.hosts, headers: bound.headers)
+            } catch let error as KontextError {
+                printError("kontext: the token service's host binding for \(placeholder.service) is ignored: \(error.message)")
+            } catch {}
+        }
+        return bindings.values.sorted { $0.service < $1.service }
+    }
+
     static func start(file: EnvFile, resolution: Resolution, source: CredentialSource?, settings: Settings,
                       directory: String, evaluator: PolicyEvaluator, mode: PolicyMode,
                       session: EgressSession, writer: AuditWriter) async throws -> ProxyLaunch {
-        let bindings = try HostBindings.load(environment: settings.environment)
+        let bindings = try HostBindings.load(environment: settings.environment, supplied: suppliedBindings(resolution))
         let proxied = proxied(file, bindings: bindings).filter { resolution.issued[$0] != nil }
         let handles = HandleTable(services: proxied.map(\.target).sorted())
         var credentials: [String: LiveCredential] = [:]

@@ -101,7 +101,7 @@ enum LayerRule {
     static let layer: [String: Layer] = [
         "KontextSystem": .system, "CKontextProcess": .system, "CLibSecret": .system, "CCurl": .system,
         "KontextCore": .core,
-        "KontextEnvFile": .format, "KontextHookWire": .format, "KontextPattern": .format,
+        "KontextEnvFile": .format, "KontextHookWire": .format, "KontextPattern": .format, "KontextHostBindings": .format,
         "KontextHTTP": .client, "KontextKeyring": .client, "KontextProcess": .client, "KontextExchange": .client,
         "KontextExchangeCore": .client, "KontextTrust": .client, "KontextOIDC": .client, "KontextWorkload": .client,
         "KontextPolicy": .session, "KontextAudit": .session, "KontextAuditShipping": .session, "KontextAgent": .session,
@@ -116,7 +116,7 @@ enum LayerRule {
     /// Who may link each external library directly.
     static let productUsers: [String: Set<String>] = [
         "ArgumentParser": ["KontextCLI"],
-        "TOMLKit": ["KontextPolicy", "KontextRun", "KontextBrokerService", "KontextProxy"],
+        "TOMLKit": ["KontextPolicy", "KontextRun", "KontextBrokerService", "KontextHostBindings"],
         "GRDB": ["KontextAudit", "KontextBrokerStore"],
         "JWTKit": ["KontextTrust"],
         "Crypto": ["KontextAudit", "KontextConsent", "KontextOIDC", "KontextBrokerStore", "KontextProxy"],

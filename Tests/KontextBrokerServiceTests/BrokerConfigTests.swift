@@ -25,6 +25,20 @@ import Testing
         #expect(throws: KontextError.self) { try BrokerConfig.parse("[limits]\nrate = 5\n", path: "broker.toml") }
     }
 
+    /// `[[service]]` binds hosts like hosts.toml does, checked the same way.
+    @Test func serviceTablesBindHosts() throws {
+        let config = try BrokerConfig.parse(issuer + "[[service]]\nname = \"deploy\"\nhosts = [\"api.deploy.example\", \"*.deploy.example\"]\nheaders = [\"X-Deploy-Key\"]\n",
+                                            path: "broker.toml")
+        #expect(config.hostBindings.map(\.service) == ["deploy"])
+        #expect(config.hostBindings.first?.hosts == ["api.deploy.example", "*.deploy.example"])
+        #expect(config.hostBindings.first?.headers == ["x-deploy-key"])
+        for bad in ["[[service]]\nname = \"deploy\"\nhosts = []\n", "[[service]]\nname = \"de ploy\"\nhosts = [\"a\"]\n",
+                    "[[service]]\nname = \"d\"\nhosts = [\"a\"]\nheaders = [\"bad header\"]\n",
+                    "[[service]]\nname = \"d\"\nhosts = [\"a\"]\nport = 1\n", "service = 3\n"] {
+            #expect(throws: KontextError.self, "\(bad)") { try BrokerConfig.parse(bad, path: "broker.toml") }
+        }
+    }
+
     @Test func plainHTTPIssuersOffLoopbackAreRefused() throws {
         #expect(throws: KontextError.self) {
             try BrokerConfig.parse("[[issuer]]\nissuer = \"http://login.example.com\"\naudiences = [\"a\"]\n", path: "broker.toml")

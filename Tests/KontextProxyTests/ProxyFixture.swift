@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import KontextAudit
 import KontextCore
+import KontextHostBindings
 import KontextPolicy
 import KontextTestSupport
 @testable import KontextProxy
@@ -25,7 +26,8 @@ final class ProxyFixture: @unchecked Sendable {
     var logLines: [String] { lines.all }
 
     init(ca: TestCA, credentials: [String: LiveCredential], policy: String? = nil, mode: PolicyMode = .enforce,
-         bindings: [HostBindings.Binding]? = nil, renew: CredentialVault.Renewal? = nil) async throws {
+         bindings: [HostBindings.Binding]? = nil, inspection: HostBindings.Inspection = .bound,
+         renew: CredentialVault.Renewal? = nil) async throws {
         directory = TestSupport.makeTemporaryDirectory("proxy")
         store = try AuditStore(path: directory.appendingPathComponent("audit.db").path)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: "test"))
@@ -39,7 +41,7 @@ final class ProxyFixture: @unchecked Sendable {
             bindings: HostBindings(try bindings ?? [
                 HostBindings.Binding(service: "github", hosts: ["api.github.localhost"]),
                 HostBindings.Binding(service: "linear", hosts: ["evil.localhost"], headers: ["x-api-key"]),
-            ]),
+            ], inspection: inspection),
             handles: handles,
             credentials: CredentialVault(credentials, renew: renew),
             evaluator: PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: [])),
@@ -54,22 +56,32 @@ final class ProxyFixture: @unchecked Sendable {
     }
 
     /// curl through the proxy, trusting the session's bundle; no proxy variables inherited.
-    func curl(_ arguments: [String], timeout: TimeInterval = 60) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["--silent", "--show-error", "--proxy", proxy.url, "--cacert", bundle] + arguments
-        process.environment = ["PATH": "/usr/bin:/bin", "HOME": directory.path]
-        return try runProcess(process, stdin: nil, timeout: timeout)
+    func curl(_ arguments: [String], timeout: TimeInterval = 60) async throws -> ProcessResult {
+        try await Self.run("/usr/bin/curl", ["--silent", "--show-error", "--proxy", proxy.url, "--cacert", bundle] + arguments,
+                           environment: ["PATH": "/usr/bin:/bin", "HOME": directory.path], timeout: timeout)
+    }
+
+    /// A client of the test's own, on a thread of its own: waiting for it on the cooperative
+    /// pool (two threads here) would starve other suites' in-process servers.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = ["PATH": "/usr/bin:/bin"],
+                    timeout: TimeInterval = 60) async throws -> ProcessResult {
+        try await offload {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.environment = environment
+            return try runProcess(process, stdin: nil, timeout: timeout)
+        }
     }
 
     /// The session's egress events, once `count` of them are committed (they are written
     /// without holding the request up).
-    func egressEvents(atLeast count: Int, timeout: TimeInterval = 10) throws -> [AuditEvent] {
+    func egressEvents(atLeast count: Int, timeout: TimeInterval = 10) async throws -> [AuditEvent] {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let events = try store.events(sessionID: sessionID).filter { $0.event == .egress }
             if events.count >= count || Date() > deadline { return events }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 

@@ -8,7 +8,7 @@ public struct TestCA: Sendable {
     public var certFile: String { directory.appendingPathComponent("server.pem").path }
     public var keyFile: String { directory.appendingPathComponent("server.key").path }
 
-    public static let names = ["api.github.localhost", "evil.localhost", "plain.localhost", "localhost"]
+    public static let names = ["api.github.localhost", "evil.localhost", "plain.localhost", "unbound.localhost", "api.deploy.localhost", "localhost"]
 
     public init() throws {
         directory = TestSupport.makeTemporaryDirectory("proxy-ca")
