@@ -161,10 +161,14 @@ public enum AgentSession {
     static func finishShipping(_ shipper: BackgroundShipper?, settings: Settings) async {
         guard let shipper else { return }
         let (unsent, problem) = await shipper.finish(within: 5)
-        if unsent > 0 {
-            printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet sent to \(settings.auditURL ?? "the audit backend")"
-                       + (problem.map { " (\($0))" } ?? "") + "; the next kontext command will send them")
-        }
+        reportUnsent(unsent, "sent to", settings.auditURL ?? "the audit backend", problem)
+    }
+
+    /// The note for events a session leaves for the next kontext command to send.
+    static func reportUnsent(_ unsent: Int, _ verb: String, _ destination: String, _ problem: String?) {
+        guard unsent > 0 else { return }
+        printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet \(verb) \(destination)"
+                   + (problem.map { " (\($0))" } ?? "") + "; the next kontext command will send them")
     }
 
     /// The `kontext` front beside this binary answers hooks fastest; without one, this binary.

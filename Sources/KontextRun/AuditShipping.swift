@@ -64,10 +64,7 @@ extension AuditUpload {
     static func finishExport(_ exporter: BackgroundExporter?, settings: Settings) async {
         guard let exporter else { return }
         let (unsent, problem) = await exporter.finish(within: 5)
-        if unsent > 0 {
-            printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet exported to \(settings.otlp?.logsURL ?? "the OpenTelemetry collector")"
-                       + (problem.map { " (\($0))" } ?? "") + "; the next kontext command will send them")
-        }
+        AgentSession.reportUnsent(unsent, "exported to", settings.otlp?.logsURL ?? "the OpenTelemetry collector", problem)
     }
 
     /// Events an earlier run recorded but could not export, sent by the next command.

@@ -33,19 +33,7 @@ struct AuditUITests {
         let sandbox = Sandbox("audit-ui")
         let runtime = sandbox.root.appendingPathComponent("run")
         try FileManager.default.createDirectory(at: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let service = "github-\(UUID().uuidString.prefix(6).lowercased())"
-        let secret = TestSupport.secret("audit-ui")
-        #expect(try sandbox.kontext(["provider", "add", service], stdin: secret).status == 0)
-        sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:\(service)>>\n")
-        try FileManager.default.createDirectory(at: sandbox.workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
-        sandbox.write(".kontext/policy.toml", """
-            [[rule]]
-            id = "no-writes"
-            tool = "Bash"
-            command = "touch *"
-            decision = "deny"
-            reason = "agents may not create files here"
-            """)
+        let (service, secret) = try sandbox.guardedProject("audit-ui")
         // One call that would leak the token (recorded redacted), one harmless, one denied.
         sandbox.write("agent.sh", """
             hook() { printf '{"tool_name":"Bash","tool_input":{"command":"%s"}}' "$1" | "$KONTEXT_HOOK" hook pre-tool --agent claude >/dev/null; }

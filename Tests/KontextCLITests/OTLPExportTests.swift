@@ -17,19 +17,7 @@ struct OTLPExportTests {
             "--store", sandbox.root.appendingPathComponent("collector.jsonl").path,
         ], in: sandbox.root)
         collector.stop()  // down for the first half
-        let service = "github-\(UUID().uuidString.prefix(6).lowercased())"
-        let secret = TestSupport.secret("otlp")
-        #expect(try sandbox.kontext(["provider", "add", service], stdin: secret).status == 0)
-        sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:\(service)>>\n")
-        try FileManager.default.createDirectory(at: sandbox.workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
-        sandbox.write(".kontext/policy.toml", """
-            [[rule]]
-            id = "no-writes"
-            tool = "Bash"
-            command = "touch *"
-            decision = "deny"
-            reason = "agents may not create files here"
-            """)
+        let (service, secret) = try sandbox.guardedProject("otlp")
         let half = sandbox.root.appendingPathComponent("half")
         let resume = sandbox.root.appendingPathComponent("resume")
         let server = try ScriptedModelServer(.messages, script: """
