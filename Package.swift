@@ -87,7 +87,7 @@ let package = Package(
         // OAuth refresh, the audit ingest API, and the server's lifecycle.
         .target(name: "KontextBrokerService", dependencies: [
             "KontextCore", "KontextBroker", "KontextTrust", "KontextBrokerStore", "KontextHTTP",
-            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPattern", "KontextHostBindings",
+            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPattern", "KontextHostBindings", "KontextPolicy", "KontextConsent",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),

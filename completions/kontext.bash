@@ -173,13 +173,13 @@ _kontext() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    start|run|env|hook|login|logout|whoami|provider|audit|trust|doctor|broker|help)
+    start|run|env|hook|login|logout|whoami|provider|audit|trust|policy|approve|deny|doctor|broker|help)
         # Offer subcommand argument completions
         "_kontext_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'start run env hook login logout whoami provider audit trust doctor broker help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'start run env hook login logout whoami provider audit trust policy approve deny doctor broker help' -- "${cur}"))
         ;;
     esac
 }
@@ -509,6 +509,72 @@ _kontext_trust() {
         return
         ;;
     esac
+}
+
+_kontext_policy() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    check|show)
+        # Offer subcommand argument completions
+        "_kontext_policy_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'check show' -- "${cur}"))
+        ;;
+    esac
+}
+
+_kontext_policy_check() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--event --agent)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--event')
+        return
+        ;;
+    '--agent')
+        __kontext_add_completions -W 'claude'$'\n''codex'
+        return
+        ;;
+    esac
+}
+
+_kontext_policy_show() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
+}
+
+_kontext_approve() {
+    repeating_flags=()
+    non_repeating_flags=(--list --remote --version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 1
+}
+
+_kontext_deny() {
+    repeating_flags=()
+    non_repeating_flags=(--remote --version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 1
 }
 
 _kontext_doctor() {

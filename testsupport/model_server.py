@@ -12,6 +12,9 @@ SCRIPT.json is a JSON list of turns, each one of
     {"tool_use": {"name": "Bash", "input": {"command": "...", "description": "..."}}}
     {"text": "..."}
 A turn may combine both ({"text": ..., "tool_use": ...}: text block first),
+and may say "wait_for": PATH: its reply is sent only once PATH exists (at
+most 90 s), so a test can act outside the agent between two turns (the
+request is logged before the wait).
 and "tool_use" may be a list (parallel tool calls in one reply).  A turn with
 a tool_use ends with stop_reason "tool_use", a text-only turn with "end_turn".
 
@@ -302,6 +305,14 @@ class Handler(BaseHTTPRequestHandler):
                 blocks, stop = build_content({"text": "(script exhausted)"})
             self._record(body, raw, kind="main", turn=idx,
                          reply={"content": blocks, "stop_reason": stop})
+            wait_for = st.script[idx].get("wait_for") if idx < len(st.script) else None
+            if wait_for:
+                # The test does something outside the agent (approves a call, say) between
+                # two turns: the reply waits until it says so by creating the file.
+                deadline = _now() + 90
+                while not os.path.exists(wait_for) and _now() < deadline:
+                    st.last_activity = _now()
+                    time.sleep(0.05)
         else:
             blocks, stop = [{"type": "text", "text": st.side_text}], "end_turn"
             self._record(body, raw, kind="side", reply={"content": blocks, "stop_reason": stop})

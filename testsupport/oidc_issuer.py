@@ -168,12 +168,11 @@ class State:
         refresh = secrets.token_urlsafe(32)
         access = secrets.token_urlsafe(32)
         if self.args.jwt_access_tokens:
-            # A JWT a resource server (kontext's broker) can check against /jwks.
-            access_claims = {"iss": self.issuer, "sub": sub, "aud": client_id, "iat": now,
-                             "exp": now + lifetime, "jti": secrets.token_hex(8)}
-            if email:
-                access_claims["email"] = email
-            access = self.signer.sign(access_claims)
+            # A JWT access token (RS256, aud = client_id, a unique jti), as many issuers give:
+            # a broker trusting this issuer verifies it against /jwks.
+            access = self.signer.sign({"iss": self.issuer, "sub": sub, "aud": client_id, "iat": now,
+                                       "exp": now + lifetime, "jti": secrets.token_hex(8),
+                                       **({"email": email} if email else {})})
         self.refresh[refresh] = {"sub": sub, "email": email, "client_id": client_id,
                                  "scope": scope, "valid": True}
         self.access[access] = {"sub": sub, "email": email, "client_id": client_id,
@@ -563,7 +562,7 @@ def main():
     ap.add_argument("--verification-suffix", default="",
                     help="text appended to verification_uri and user_code (a hostile issuer's terminal escapes)")
     ap.add_argument("--jwt-access-tokens", action="store_true",
-                    help="access tokens are RS256 JWTs (iss, sub, aud = client_id, iat, exp, jti, email) instead of opaque strings")
+                    help="access tokens are RS256 JWTs (verifiable with /jwks), not opaque")
     ap.add_argument("--verbose", action="store_true", help="one line per request on stderr")
     args = ap.parse_args()
 

@@ -76,6 +76,10 @@ public protocol AgentAdapter: HookDialect {
     /// The agent's whole command line, the user's `arguments` included, with kontext's hooks
     /// wired in; the user's own settings files are never edited.
     func hookedLaunch(_ hooks: HookWiring, arguments: [String]) -> AgentLaunch
+    /// Whether this launch's own permission prompt can put a hook's `ask` to a person (an
+    /// interactive session on a terminal), so that a call needing approval is asked there
+    /// rather than sent to `kontext approve` (SPEC section 12).
+    func asksItsUser(arguments: [String], onTerminal: Bool) -> Bool
 }
 
 /// The agents `kontext start --agent` launches. This list is the only place that names

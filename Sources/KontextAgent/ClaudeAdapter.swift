@@ -74,6 +74,11 @@ public struct ClaudeAdapter: AgentAdapter {
         }
     }
 
+    /// `-p`/`--print` runs headless: Claude's `ask` is then a denial with no one to ask.
+    public func asksItsUser(arguments: [String], onTerminal: Bool) -> Bool {
+        onTerminal && !arguments.contains("-p") && !arguments.contains("--print")
+    }
+
     public func hookedLaunch(_ hooks: HookWiring, arguments: [String]) -> AgentLaunch {
         let path = hooks.directory + "/claude-settings.json"
         let settings = settings(command: hooks.command, environment: hooks.environment, failClosed: hooks.failClosed)

@@ -59,6 +59,9 @@ public struct CodexAdapter: AgentAdapter {
     /// right after it.
     static let sessionSubcommands: Set<String> = ["exec", "e", "review", "resume", "fork"]
 
+    /// Codex's hooks cannot ask (an `ask` answer is a failed hook): approvals go to `kontext approve`.
+    public func asksItsUser(arguments: [String], onTerminal: Bool) -> Bool { false }
+
     public func hookedLaunch(_ hooks: HookWiring, arguments: [String]) -> AgentLaunch {
         let overrides = configOverrides(hooks).flatMap { ["-c", $0] }
         if let first = arguments.first, Self.sessionSubcommands.contains(first) {

@@ -101,6 +101,9 @@ public enum AuditEventKind: String, CaseIterable, Sendable {
     case egress = "egress"
     /// A signed checkpoint of the session's hash chain (`AuditCheckpoint`), written by kontext.
     case checkpoint = "checkpoint"
+    /// A step of an approval (SPEC section 12) other than the request and the use, which are
+    /// the `pre-tool` events that carry `decision.approval_id`: approved, denied, expired.
+    case approval = "approval"
 
     public init(_ hook: HookEvent) {
         self.init(rawValue: hook.rawValue)!
@@ -119,12 +122,28 @@ public struct AuditDecision: Sendable, Equatable {
     public var rule: String?
     /// False in observe mode: the outcome was recorded but not applied.
     public var enforced: Bool
+    /// SPEC section 12's optional fields, written only when set: the call's risk tier, the
+    /// organisation policy's version in force, and the approval the call opened or used.
+    public var risk: RiskTier?
+    public var policyVersion: String?
+    public var approvalID: String?
 
-    public init(outcome: Outcome, reason: String? = nil, rule: String? = nil, enforced: Bool) {
+    public init(outcome: Outcome, reason: String? = nil, rule: String? = nil, enforced: Bool,
+                risk: RiskTier? = nil, policyVersion: String? = nil, approvalID: String? = nil) {
         self.outcome = outcome
         self.reason = reason
         self.rule = rule
         self.enforced = enforced
+        self.risk = risk
+        self.policyVersion = policyVersion
+        self.approvalID = approvalID
+    }
+}
+
+extension AuditDecision.Outcome {
+    /// `approve` is recorded as the `deny` it is until approved (with `approval_id`).
+    public init(_ decision: PolicyDecision) {
+        self.init(rawValue: decision.forAgent.rawValue)!
     }
 }
 
@@ -209,8 +228,15 @@ extension AuditEvent {
             guard case .bool(let enforced)? = object["enforced"] else {
                 throw AuditEvent.invalid("\"decision.enforced\" must be true or false")
             }
+            let riskName = try optionalString("risk", in: object)
+            guard riskName.map({ RiskTier(rawValue: $0) != nil }) ?? true else {
+                throw AuditEvent.invalid("\"decision.risk\" must be read, write or destructive")
+            }
             decision = AuditDecision(outcome: outcome, reason: try optionalString("reason", in: object),
-                                     rule: try optionalString("rule", in: object), enforced: enforced)
+                                     rule: try optionalString("rule", in: object), enforced: enforced,
+                                     risk: riskName.flatMap(RiskTier.init(rawValue:)),
+                                     policyVersion: try optionalString("policy_version", in: object),
+                                     approvalID: try optionalString("approval_id", in: object))
         default:
             throw AuditEvent.invalid("\"decision\" must be an object or null")
         }
@@ -245,12 +271,16 @@ extension AuditEvent {
 
 extension AuditDecision {
     public var json: JSONValue {
-        .object([
+        var members: [(String, JSONValue)] = [
             ("outcome", .string(outcome.rawValue)),
             ("reason", JSONValue(optional: reason)),
             ("rule", JSONValue(optional: rule)),
             ("enforced", .bool(enforced)),
-        ])
+        ]
+        if let risk { members.append(("risk", .string(risk.rawValue))) }
+        if let policyVersion { members.append(("policy_version", .string(policyVersion))) }
+        if let approvalID { members.append(("approval_id", .string(approvalID))) }
+        return .object(members)
     }
 }
 

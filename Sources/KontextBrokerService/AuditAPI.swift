@@ -256,19 +256,8 @@ struct AuditAPI: Sendable {
 
     // MARK: Pieces
 
-    /// RFC 6750: a missing or refused bearer token is 401 `invalid_token`.
     private func authenticate(_ request: Request) async throws(OAuthError) -> Principal {
-        guard let header = request.headers[.authorization], header.count > 7,
-              header.prefix(7).lowercased() == "bearer " else {
-            throw OAuthError(status: 401, "invalid_token", "an Authorization: Bearer subject token is required")
-        }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        do {
-            return try await verifier.verify(token: token, type: TokenTypeURN.jwt)
-        } catch {
-            if error.status >= 500 { throw error }
-            throw OAuthError(status: 401, "invalid_token", error.description)
-        }
+        try await KontextBrokerService.authenticate(request, verifier: verifier)
     }
 
     /// The event as stored: `actor` is the authenticated principal (its name and email), and
@@ -297,20 +286,7 @@ struct AuditAPI: Sendable {
     }
 
     private func json(_ request: Request, limit: Int) async throws(OAuthError) -> JSONValue {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
-            throw OAuthError(status: 413, "invalid_request", "the body is larger than \(limit / 1024) KiB")
-        }
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(Array(buffer.readableBytesView), maxDepth: 64)
-        } catch {
-            throw OAuthError("invalid_request", "the body is not JSON: \(error)")
-        }
-        guard value.objectValue != nil else { throw OAuthError("invalid_request", "the body must be a JSON object") }
-        return value
+        try await readJSON(request, limit: limit)
     }
 
     private func optionalString(_ body: JSONValue, _ key: String) throws(OAuthError) -> String? {
@@ -337,21 +313,6 @@ struct AuditAPI: Sendable {
             throw OAuthError(status: 503, "temporarily_unavailable", "the audit store is unavailable; try again later")
         }
     }
-
-    private func respond(_ work: () async throws -> Response) async -> Response {
-        do {
-            return try await work()
-        } catch {
-            let error = (error as? OAuthError) ?? OAuthError(status: 500, "server_error", "internal error")
-            var body: [(String, JSONValue)] = [("error", .string(error.code)), ("error_description", .string(error.description))]
-            for (key, value) in error.extra.sorted(by: { $0.key < $1.key }) { body.append((key, .string(value))) }
-            var response = jsonResponse(error.status, JSONValue.object(body).serialized)
-            if error.status == 401 {
-                response.headers[.wwwAuthenticate] = "Bearer error=\"invalid_token\""
-            }
-            return response
-        }
-    }
 }
 
 func jsonResponse(_ status: Int, _ body: String) -> Response {
@@ -360,3 +321,52 @@ func jsonResponse(_ status: Int, _ body: String) -> Response {
 }
 
 func clipped(_ text: String) -> String { text.count > 80 ? String(text.prefix(80)) + "…" : text }
+
+// Shared by the broker's JSON APIs (audit, policy, approvals).
+
+/// RFC 6750: a missing or refused bearer token is 401 `invalid_token`.
+func authenticate(_ request: Request, verifier: any SubjectVerifier) async throws(OAuthError) -> Principal {
+    guard let header = request.headers[.authorization], header.count > 7,
+          header.prefix(7).lowercased() == "bearer " else {
+        throw OAuthError(status: 401, "invalid_token", "an Authorization: Bearer subject token is required")
+    }
+    let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    do {
+        return try await verifier.verify(token: token, type: TokenTypeURN.jwt)
+    } catch {
+        if error.status >= 500 { throw error }
+        throw OAuthError(status: 401, "invalid_token", error.description)
+    }
+}
+
+func readJSON(_ request: Request, limit: Int) async throws(OAuthError) -> JSONValue {
+    let buffer: ByteBuffer
+    do {
+        buffer = try await request.body.collect(upTo: limit)
+    } catch {
+        throw OAuthError(status: 413, "invalid_request", "the body is larger than \(limit / 1024) KiB")
+    }
+    let value: JSONValue
+    do {
+        value = try JSONValue.parse(Array(buffer.readableBytesView), maxDepth: 64)
+    } catch {
+        throw OAuthError("invalid_request", "the body is not JSON: \(error)")
+    }
+    guard value.objectValue != nil else { throw OAuthError("invalid_request", "the body must be a JSON object") }
+    return value
+}
+
+func respond(_ work: () async throws -> Response) async -> Response {
+    do {
+        return try await work()
+    } catch {
+        let error = (error as? OAuthError) ?? OAuthError(status: 500, "server_error", "internal error")
+        var body: [(String, JSONValue)] = [("error", .string(error.code)), ("error_description", .string(error.description))]
+        for (key, value) in error.extra.sorted(by: { $0.key < $1.key }) { body.append((key, .string(value))) }
+        var response = jsonResponse(error.status, JSONValue.object(body).serialized)
+        if error.status == 401 {
+            response.headers[.wwwAuthenticate] = "Bearer error=\"invalid_token\""
+        }
+        return response
+    }
+}

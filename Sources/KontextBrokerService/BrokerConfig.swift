@@ -1,8 +1,10 @@
 import Foundation
 import KontextBrokerStore
 import KontextCore
+import KontextConsent
 import KontextHostBindings
 import KontextPattern
+import KontextPolicy
 import KontextTrust
 import TOMLKit
 
@@ -27,6 +29,19 @@ public struct BrokerConfig: Sendable {
     /// `[[service]]`: the hosts each service's credentials may be sent to, told to clients in
     /// exchange answers for their credential proxy (SPEC section 11; same tables as hosts.toml).
     public var hostBindings: [HostBindings.Binding] = []
+    /// The organisation's policy (`[[policy]]` tables, the grammar of a policy file's
+    /// `[[rule]]`), served at `GET /v1/policy`; nil when the file has none.
+    public var policy: OrganisationPolicy?
+    /// Principals who may approve other principals' approvals (`POST /v1/approvals/{id}`).
+    public var approvers: [MatchPattern] = []
+
+    /// The `[[policy]]` rules as one policy document: its TOML text (`[[rule]]` tables, what
+    /// clients compile), the same as JSON for people, and `version`, the text's SHA-256.
+    public struct OrganisationPolicy: Sendable {
+        public var text: String
+        public var rules: JSONValue
+        public var version: String
+    }
 
     /// `[limits]`: what one client may cost the broker.
     public struct Limits: Sendable {
@@ -138,7 +153,8 @@ public struct BrokerConfig: Sendable {
             }
         }
 
-        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "limits", "issuer", "principal", "grant", "provider", "service"], "")
+        try checkKeys(table, ["listen", "db", "token_lifetime", "audit_readers", "vault", "limits", "issuer", "principal", "grant", "provider",
+                              "service", "policy", "approvers"], "")
         var config = BrokerConfig(listen: try string(table, "listen", in: ""), database: try string(table, "db", in: ""),
                                   tokenLifetime: 900, issuers: [], principals: [], grants: [], providers: [:],
                                   auditReaders: try patterns(try strings(table, "audit_readers", in: "") ?? [], "audit_readers"),
@@ -252,6 +268,22 @@ public struct BrokerConfig: Sendable {
                                                       clientSecretEnv: try string(provider, "client_secret_env", in: place),
                                                       connectURL: try string(provider, "connect_url", in: place),
                                                       scope: try string(provider, "scope", in: place))
+        }
+        config.approvers = try patterns(try strings(table, "approvers", in: "") ?? [], "approvers")
+        if table["policy"] != nil {
+            guard let array = table["policy"]?.array, array.allSatisfy({ $0.table != nil }) else {
+                throw fail("policy must be written as [[policy]] tables (the rules of a policy file's [[rule]])")
+            }
+            let document = TOMLTable(inline: false)
+            document["rule"] = array
+            let text = document.convert(to: .toml)
+            do {
+                _ = try Policy.parse(text, path: "\(path) [[policy]]")
+            } catch let error as KontextError {
+                throw KontextError.usage(error.message.replacingOccurrences(of: "rule ", with: "policy "), hint: error.hint)
+            }
+            let rules = (try? JSONValue.parse(document.convert(to: .json)))?["rule"] ?? .array([])
+            config.policy = OrganisationPolicy(text: text, rules: rules, version: contentDigest(Array(text.utf8)))
         }
         return config
     }

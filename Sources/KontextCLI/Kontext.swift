@@ -17,7 +17,8 @@ public struct Kontext: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [StartCommand.self, RunCommand.self, EnvCommand.self, HookCommand.self,
                       LoginCommand.self, LogoutCommand.self, WhoamiCommand.self,
-                      ProviderCommand.self, AuditCommand.self, TrustCommand.self, DoctorCommand.self, BrokerCommand.self])
+                      ProviderCommand.self, AuditCommand.self, TrustCommand.self, PolicyCommand.self, ApproveCommand.self,
+                      DenyCommand.self, DoctorCommand.self, BrokerCommand.self])
 
     public init() {}
 

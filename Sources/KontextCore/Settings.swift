@@ -46,6 +46,13 @@ public struct Settings: Sendable {
     /// neither `KONTEXT_OTLP_ENDPOINT` nor the standard `OTEL_EXPORTER_OTLP_*` variables say.
     public var otlp: OTLPSettings?
 
+    /// `KONTEXT_APPROVAL_TTL` (config `approval_ttl`): seconds an approval waits for the user
+    /// and, once approved, for the agent's retry (SPEC section 12; default 300). Unparsable
+    /// or non-positive values fall back to the default.
+    public var approvalTTL: Int
+
+    public static let defaultApprovalTTL = 300
+
     /// `file` is config.toml's values by key; a variable set in the environment, even to the
     /// empty string, wins over it. Empty values count as unset.
     public init(environment: [String: String], file: [String: String] = [:]) {
@@ -74,6 +81,7 @@ public struct Settings: Sendable {
         allowHTTP = enabled(.allowHTTP)
         proxy = enabled(.proxy)
         otlp = OTLPSettings(kontextEndpoint: value(.otlpEndpoint), environment: environment)
+        approvalTTL = value(.approvalTTL).flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultApprovalTTL
     }
 
     /// Before anything is sent: the servers that get tokens or audit events are reached over
@@ -106,10 +114,12 @@ extension Settings.Name {
     public static let allowHTTP = Self(variable: "KONTEXT_ALLOW_HTTP", configKey: "allow_http")
     public static let proxy = Self(variable: "KONTEXT_PROXY", configKey: "proxy")
     public static let otlpEndpoint = Self(variable: "KONTEXT_OTLP_ENDPOINT", configKey: "otlp_endpoint")
+    public static let approvalTTL = Self(variable: "KONTEXT_APPROVAL_TTL", configKey: "approval_ttl")
 
     public static let all: [Self] = [
         .issuerURL, .clientID, .clientSecret, .tokenEndpoint, .scopes, .redirectURI, .auditURL, .mode, .policy,
-        .keyring, .caBundle, .debug, .audience, .idTokenFile, .idToken, .idTokenVariable, .allowHTTP, .proxy, .otlpEndpoint,
+        .keyring, .caBundle, .debug, .audience, .idTokenFile, .idToken, .idTokenVariable, .allowHTTP, .proxy,
+        .approvalTTL, .otlpEndpoint,
     ]
 
     /// The setting config.toml's `key` sets, or nil for a key it may not hold.

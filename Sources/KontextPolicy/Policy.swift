@@ -2,6 +2,7 @@ import KontextCore
 import KontextPattern
 // Defined with the hook wire (the agent adapters answer with it); importers of the policy keep seeing it here.
 @_exported import enum KontextHookWire.PolicyDecision
+@_exported import enum KontextHookWire.RiskTier
 
 /// The outcome of evaluating one tool call, as recorded in the audit event's `decision`.
 public struct PolicyVerdict: Sendable, Equatable {
@@ -11,11 +12,24 @@ public struct PolicyVerdict: Sendable, Equatable {
     /// The rule that decided: its `id`, else `PATH#N` (N counts rules from 1), or
     /// `builtin:…` for the built-in guards; nil when nothing matched.
     public var rule: String?
+    /// The call's risk tier (tool calls only), and what gave it: a classifier rule
+    /// (`shell:rm-recursive`) or a policy rule that classifies (`user:db-tools`).
+    public var risk: RiskTier?
+    public var riskBasis: String?
 
-    public init(decision: PolicyDecision, reason: String? = nil, rule: String? = nil) {
+    public init(decision: PolicyDecision, reason: String? = nil, rule: String? = nil, risk: RiskTier? = nil,
+                riskBasis: String? = nil) {
         self.decision = decision
         self.reason = reason
         self.rule = rule
+        self.risk = risk
+        self.riskBasis = riskBasis
+    }
+
+    /// The layer that decided, from the `layer:` prefix of `rule` (`builtin` for the built-ins).
+    public var layer: String? {
+        guard let rule, let colon = rule.firstIndex(of: ":") else { return nil }
+        return String(rule[..<colon])
     }
 
     /// What a call that no rule matches gets.
@@ -40,18 +54,26 @@ public struct Policy: Sendable {
         /// Alternatives for the tool name; nil matches any tool.
         let tool: [Pattern]?
         let fields: [FieldMatcher]
-        let decision: PolicyDecision
+        /// nil for a rule that only classifies (`risk` set, no `decision`).
+        let decision: PolicyDecision?
         let reason: String?
         let event: PolicyEvent
+        /// With a decision: patterns for the call's risk tier (`risk = "destructive"`).
+        let risk: [Pattern]?
+        /// Without one: the tier this rule gives the calls it matches, when the classifier
+        /// does not know the tool.
+        let setsRisk: RiskTier?
 
-        init(label: String, tool: [Pattern]?, fields: [FieldMatcher], decision: PolicyDecision, reason: String?,
-             event: PolicyEvent = .tool) {
+        init(label: String, tool: [Pattern]?, fields: [FieldMatcher], decision: PolicyDecision?, reason: String?,
+             event: PolicyEvent = .tool, risk: [Pattern]? = nil, setsRisk: RiskTier? = nil) {
             self.event = event
             self.label = label
             self.tool = tool
             self.fields = fields
             self.decision = decision
             self.reason = reason
+            self.risk = risk
+            self.setsRisk = setsRisk
         }
     }
 
@@ -78,16 +100,30 @@ public struct Policy: Sendable {
 
     /// First matching rule of that event's kind wins; no match allows with `rule` nil. For
     /// egress, `toolName` is the service and `input` is `{method, host, path}`.
-    public func evaluate(toolName: String, input: JSONValue, event: PolicyEvent = .tool) -> PolicyVerdict {
-        for rule in rules where rule.event == event && rule.matches(toolName: toolName, input: input) {
-            return PolicyVerdict(decision: rule.decision, reason: rule.reason, rule: rule.label)
+    /// `risk` is the call's tier, for rules that match on it (nil: such rules do not match).
+    public func evaluate(toolName: String, input: JSONValue, event: PolicyEvent = .tool, risk: RiskTier? = nil) -> PolicyVerdict {
+        for rule in rules where rule.event == event && rule.matches(toolName: toolName, input: input, risk: risk) {
+            guard let decision = rule.decision else { continue }
+            return PolicyVerdict(decision: decision, reason: rule.reason, rule: rule.label)
         }
         return .noMatch
+    }
+
+    /// The tier the first classifying rule that matches gives the call, with its label.
+    public func classify(toolName: String, input: JSONValue) -> (tier: RiskTier, rule: String)? {
+        for rule in rules where rule.event == .tool {
+            guard let tier = rule.setsRisk, rule.matches(toolName: toolName, input: input, risk: nil) else { continue }
+            return (tier, rule.label)
+        }
+        return nil
     }
 }
 
 extension Policy.Rule {
-    func matches(toolName: String, input: JSONValue) -> Bool {
+    func matches(toolName: String, input: JSONValue, risk riskTier: RiskTier? = nil) -> Bool {
+        if let risk {
+            guard let riskTier, risk.contains(where: { $0.matches(riskTier.rawValue) }) else { return false }
+        }
         if let tool, !tool.contains(where: { $0.matches(toolName) }) { return false }
         for matcher in fields {
             guard let value = input[matcher.field] else { return false }  // absent field: no match
@@ -112,9 +148,10 @@ extension Policy {
     /// `no-writes: deny  tool=Bash command="touch *" (agents may not create files here)`.
     public var ruleSummaries: [String] {
         rules.map { rule in
-            var parts = ["\(rule.label): \(rule.decision.rawValue)"]
+            var parts = ["\(rule.label): " + (rule.decision?.rawValue ?? "risk=\(rule.setsRisk?.rawValue ?? "?")")]
             if rule.event != .tool { parts.append("event=\(rule.event.rawValue)") }
             if let tool = rule.tool { parts.append("tool=" + tool.map(\.source).joined(separator: ",")) }
+            if let risk = rule.risk { parts.append("risk=" + risk.map { "\"\($0.source)\"" }.joined(separator: ",")) }
             for matcher in rule.fields {
                 parts.append("\(matcher.field)=" + matcher.patterns.map { "\"\($0.source)\"" }.joined(separator: ","))
             }

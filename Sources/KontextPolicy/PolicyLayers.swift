@@ -43,10 +43,10 @@ public struct PolicyLayers: Sendable {
 
     public static let empty = PolicyLayers([])
 
-    public func evaluate(toolName: String, input: JSONValue, event: PolicyEvent = .tool) -> PolicyVerdict {
+    public func evaluate(toolName: String, input: JSONValue, event: PolicyEvent = .tool, risk: RiskTier? = nil) -> PolicyVerdict {
         var strictest: PolicyVerdict?
         for layer in layers {
-            var verdict = layer.policy.evaluate(toolName: toolName, input: input, event: event)
+            var verdict = layer.policy.evaluate(toolName: toolName, input: input, event: event, risk: risk)
             guard let rule = verdict.rule else { continue }
             if verdict.decision == .allow && !layer.allowsCount { continue }
             verdict.rule = layer.kind.rawValue + ":" + rule
@@ -56,16 +56,21 @@ public struct PolicyLayers: Sendable {
         }
         return strictest ?? .noMatch
     }
-}
 
-extension PolicyDecision {
-    /// deny > ask > allow.
-    var strictness: Int {
-        switch self {
-        case .allow: 0
-        case .ask: 1
-        case .deny: 2
+    /// The call's risk: the built-in classifier's when it knows the tool; otherwise the
+    /// highest tier a layer's classifying rule gives it (an untrusted project's rule counts
+    /// only when it raises the tier), else the classifier's default, `write`.
+    public func classify(toolName: String, input: JSONValue, builtin: RiskClassification) -> RiskClassification {
+        guard !builtin.isKnown else { return builtin }
+        var result: RiskClassification?
+        for layer in layers {
+            guard let (tier, rule) = layer.policy.classify(toolName: toolName, input: input) else { continue }
+            if !layer.allowsCount && tier <= builtin.tier { continue }
+            if result.map({ tier > $0.tier }) ?? true {
+                result = RiskClassification(tier, layer.kind.rawValue + ":" + rule)
+            }
         }
+        return result ?? builtin
     }
 }
 

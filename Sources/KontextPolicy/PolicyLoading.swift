@@ -38,7 +38,9 @@ extension Policy {
     }
 
     /// Compiles policy TOML; `path` labels rules and errors. Each `[[rule]]` table has:
-    /// - `decision` (required): "allow", "ask" or "deny"; `reason` and `id` (optional text);
+    /// - `decision`: "allow", "ask", "deny" or "approve"; `reason` and `id` (optional text);
+    /// - `risk`: with a decision, pattern(s) for the call's risk tier; without one, the tier
+    ///   (`read`, `write`, `destructive`) the rule gives the tools it matches (classifying rule);
     /// - `tool`: pattern(s) for the tool name; absent matches any tool;
     /// - any other key: pattern(s) for the tool_input field of that name, which the input
     ///   must have (strings match as themselves, other JSON values as their JSON text);
@@ -90,8 +92,13 @@ extension Policy {
     }
 
     static let syntaxHint = """
-        rules are [[rule]] tables with decision = "allow"|"ask"|"deny", an optional tool glob, \
+        rules are [[rule]] tables with decision = "allow"|"ask"|"deny"|"approve", an optional tool glob, \
         and tool_input fields as globs or "re:" regexes (SPEC section 7)
+        """
+
+    static let riskHint = """
+        risk = "destructive" beside a decision matches calls of that tier; risk = "read"|"write"|"destructive" \
+        without a decision classifies the tools the rule matches (only tools the built-in classifier does not know)
         """
 
     static let regexHint = """
@@ -136,6 +143,7 @@ extension Policy {
         var reason: String?
         var fields: [FieldMatcher] = []
         var event = PolicyEvent.tool
+        var riskValue: TOMLValueConvertible?
 
         for (key, value) in table {
             switch key {
@@ -155,11 +163,13 @@ extension Policy {
             case "decision":
                 let word = try string(key, value)
                 guard let parsed = PolicyDecision(rawValue: word) else {
-                    throw failure("unknown decision \"\(word)\"", hint: "decision must be \"allow\", \"ask\" or \"deny\"")
+                    throw failure("unknown decision \"\(word)\"", hint: "decision must be \"allow\", \"ask\", \"deny\" or \"approve\"")
                 }
                 decision = parsed
             case "tool":
                 tool = try patterns(key, value)
+            case "risk":
+                riskValue = value
             case "input" where value.table != nil:
                 for (field, fieldValue) in value.table! {
                     fields.append(FieldMatcher(field: field, patterns: try patterns("input.\(field)", fieldValue)))
@@ -168,12 +178,27 @@ extension Policy {
                 fields.append(FieldMatcher(field: key, patterns: try patterns(key, value)))
             }
         }
-        guard let decision else {
-            throw failure("no decision", hint: "add decision = \"allow\", \"ask\" or \"deny\"")
+        // `risk` matches the call's tier in a rule that decides, and sets it in one that does not.
+        var risk: [Pattern]?
+        var setsRisk: RiskTier?
+        if let riskValue {
+            if decision == nil {
+                guard let word = riskValue.string, let tier = RiskTier(rawValue: word) else {
+                    throw failure("\"risk\" in a rule without a decision sets the tier: it must be \"read\", \"write\" or \"destructive\"",
+                                  hint: riskHint)
+                }
+                guard event == .tool else { throw failure("egress rules have no risk", hint: riskHint) }
+                setsRisk = tier
+            } else {
+                risk = try patterns("risk", riskValue)
+            }
+        }
+        guard decision != nil || setsRisk != nil else {
+            throw failure("no decision", hint: "add decision = \"allow\", \"ask\", \"deny\" or \"approve\" (or risk = \"…\" alone to classify a tool)")
         }
         if label?.isEmpty == true { throw failure("\"id\" is empty") }
         return Rule(label: label ?? "\(path)#\(number)", tool: tool, fields: fields, decision: decision, reason: reason,
-                    event: event)
+                    event: event, risk: risk, setsRisk: setsRisk)
     }
 }
 

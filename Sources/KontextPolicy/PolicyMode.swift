@@ -27,6 +27,6 @@ public enum PolicyMode: String, Sendable, CaseIterable {
     /// would skip the agent's own permission prompts, so it too gets no answer.
     public func agentDecision(for verdict: PolicyVerdict) -> PolicyDecision? {
         guard enforces, verdict.rule != nil else { return nil }
-        return verdict.decision
+        return verdict.decision.forAgent
     }
 }

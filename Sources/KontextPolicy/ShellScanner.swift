@@ -25,6 +25,8 @@ struct ShellScanner {
         var input: String?
         /// The files its redirections name (`< in`, `> out`), kept apart from its words.
         var redirectTargets: [String] = []
+        /// Those of `redirectTargets` written to (`>`, `>>`, `&>`, `<>`), for the risk classifier.
+        var outputTargets: [String] = []
     }
 
     static func commands(in script: String) -> [SimpleCommand] {
@@ -54,6 +56,9 @@ struct ShellScanner {
         var readsPipe = false
         var input: String?
         var redirectTargets: [String] = []
+        var outputTargets: [String] = []
+        /// The pending redirection writes (its operator has a `>`).
+        var redirectionWrites = false
 
         mutating func append(_ byte: UInt8) {
             word.append(byte)
@@ -201,7 +206,9 @@ struct ShellScanner {
         case .argument:
             command.words.append(String(decoding: command.word, as: UTF8.self))
         case .redirectTarget:
-            command.redirectTargets.append(String(decoding: command.word, as: UTF8.self))
+            let target = String(decoding: command.word, as: UTF8.self)
+            command.redirectTargets.append(target)
+            if command.redirectionWrites { command.outputTargets.append(target) }
         case .hereString:
             command.input = String(decoding: command.word, as: UTF8.self)
         case .heredocDelimiter(let stripTabs):
@@ -220,10 +227,11 @@ struct ShellScanner {
         }
         if !command.words.isEmpty {
             commands.append(SimpleCommand(words: command.words, readsPipe: command.readsPipe, input: command.input,
-                                          redirectTargets: command.redirectTargets))
+                                          redirectTargets: command.redirectTargets, outputTargets: command.outputTargets))
         }
         command.words.removeAll()
         command.redirectTargets.removeAll()
+        command.outputTargets.removeAll()
         command.nextWordRole = .argument
         command.readsPipe = false
         command.input = nil
@@ -254,6 +262,7 @@ struct ShellScanner {
             command.nextWordRole = .argument  // `>&-` closes a descriptor: no target word
         } else {
             command.nextWordRole = .redirectTarget
+            command.redirectionWrites = op.contains(UInt8(ascii: ">"))
         }
     }
 

@@ -47,7 +47,7 @@ public struct EgressAudit: Sendable {
             sessionID: session.id, agent: session.agent, event: .egress, toolName: service,
             toolInput: .object([("method", .string(method)), ("host", .string(host)), ("path", .string(path))]),
             toolResponse: .object(response),
-            decision: AuditDecision(outcome: AuditDecision.Outcome(rawValue: verdict.decision.rawValue) ?? .allow,
+            decision: AuditDecision(outcome: AuditDecision.Outcome(verdict.decision),
                                     reason: verdict.reason, rule: verdict.rule, enforced: enforced),
             actor: session.actor, host: session.host, cwd: session.cwd)
         let log = log

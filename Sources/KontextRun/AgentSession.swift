@@ -91,9 +91,14 @@ public enum AgentSession {
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
         let exporter = AuditUpload.exporter(settings: settings, store: store)
-        let evaluator = PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets))
+        let organisation = await OrganisationPolicy.load(settings: settings, identity: identity)
+        var evaluator = PolicyEvaluator(layers: PolicyLayers(organisation?.inserted(into: layers) ?? layers),
+                                        secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets))
+        evaluator.policyVersion = organisation?.version
         let handler = HookHandler(session: session, adapter: adapter ?? AgentAdapters.all[0], evaluator: evaluator,
-                                  mode: mode, redactor: redactor, writer: writer)
+                                  mode: mode, redactor: redactor, writer: writer,
+                                  approvals: try approvalGate(identity: identity, settings: settings, adapter: adapter,
+                                                              arguments: options.agentArguments, directory: directory))
         var proxy: ProxyLaunch?
         if proxied {
             proxy = try await ProxyLaunch.start(
@@ -154,6 +159,23 @@ public enum AgentSession {
         await finishShipping(shipper, settings: settings)
         await AuditUpload.finishExport(exporter, settings: settings)
         return status
+    }
+
+    /// Where `approve` decisions are recorded for `kontext approve` in another terminal (or an
+    /// approver at the broker). A CI job persists nothing: its approvals live in the session
+    /// directory, and only the broker's approvers can decide them (with no broker, such calls
+    /// are plain denials). Interactive Claude asks its user itself.
+    static func approvalGate(identity: RunIdentity, settings: Settings, adapter: (any AgentAdapter)?,
+                             arguments: [String], directory: SessionDirectory) throws -> ApprovalGate? {
+        let remote = BrokerApprovals.forSession(settings: settings, identity: identity)
+        if identity.workload != nil {
+            guard let remote else { return nil }
+            return ApprovalGate(store: try ApprovalStore(path: directory.path + "/approvals.db"), ttl: settings.approvalTTL, remote: remote)
+        }
+        return ApprovalGate(store: try ApprovalStore(environment: settings.environment), ttl: settings.approvalTTL,
+                            interactive: adapter?.asksItsUser(arguments: arguments, onTerminal: isatty(0) == 1) ?? false,
+                            terminal: controllingTerminal(),
+                            remote: remote)
     }
 
     /// Sends what is left (a few seconds at most); what cannot be sent now stays in the
@@ -257,7 +279,7 @@ func hostName() -> String {
 }
 
 /// Local mode's actor: the OS user (remote mode takes it from the ID token).
-func localActor() -> AuditActor {
+public func localActor() -> AuditActor {
     let name = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
     return AuditActor(sub: "local:\(name)", email: nil)
 }

@@ -85,40 +85,8 @@ extension AuditUpload {
 /// `kontext audit … --remote`: the audit backend's query API, read with the run's identity.
 public enum RemoteAudit {
     public static func get(_ pathAndQuery: String, settings: Settings) async throws -> JSONValue {
-        guard let base = settings.auditURL else {
-            throw KontextError.usage("--remote needs \(Settings.Name.auditURL), the audit backend's base URL")
-        }
-        let identity = try await RunIdentity.establish(settings: settings)
-        guard let bearer = identity.bearer else {
-            throw KontextError.usage("--remote needs a login (remote mode) or a CI job's identity",
-                                     hint: "set KONTEXT_ISSUER_URL and run `kontext login`")
-        }
-        var url = base
-        while url.hasSuffix("/") { url.removeLast() }
-        url += pathAndQuery
-        let http = HTTPClient(settings: settings)
-        func fetch(_ token: String) async -> Result<HTTPResponse, HTTPTransportError> {
-            await http.perform(HTTPRequest(url: url, headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")]))
-        }
-        let answer: Result<HTTPResponse, HTTPTransportError>
-        do {
-            answer = try await bearer.send(fetch)
-        } catch {
-            switch error {
-            case .noToken(let reason), .renewalFailed(let reason): throw reason
-            }
-        }
-        switch answer {
-        case .failure(let error):
-            throw KontextError.usage("cannot reach the audit backend at \(base): \(error.reason)")
-        case .success(let response):
-            guard response.status == 200, let document = try? JSONValue.parse(response.body) else {
-                let reason = (try? JSONValue.parse(response.body))?["error_description"]?.stringValue.map { sanitized($0) }
-                    ?? "HTTP \(response.status)"
-                throw KontextError(response.status == 401 ? .authentication : .usage,
-                                   "the audit backend refused \(pathAndQuery): \(reason)")
-            }
-            return document
+        try await BrokerCall.asCommand("GET", pathAndQuery, settings: settings, server: "the audit backend") { status, reason in
+            KontextError(status == 401 ? .authentication : .usage, "the audit backend refused \(pathAndQuery): \(reason)")
         }
     }
 }

@@ -88,6 +88,21 @@ public enum OwnSecrets {
 func sessionPolicyLayers(project: Project, userPolicyPath: String?, settings: Settings) throws -> [PolicyLayer] {
     let userPolicy = try userPolicyPath.map { try Policy.load(path: $0) }
     let projectTrusted = try ProjectConsent.require(project, settings: settings)
+    return policyLayers(user: userPolicy, project: project, projectTrusted: projectTrusted)
+}
+
+/// The layers as they stand, asking nothing: for `kontext policy check|show`. The project
+/// counts as trusted in CI mode or when its files are trusted in their current content.
+public func currentPolicyLayers(project: Project, userPolicyPath: String?, settings: Settings) throws -> (layers: [PolicyLayer], projectTrusted: Bool) {
+    let userPolicy = try userPolicyPath.map { try Policy.load(path: $0) }
+    var trusted = true
+    if case .ci = Mode.detect(settings) {} else {
+        trusted = try project.untrustedFiles(in: TrustStore(environment: settings.environment)).isEmpty
+    }
+    return (policyLayers(user: userPolicy, project: project, projectTrusted: trusted), trusted)
+}
+
+func policyLayers(user userPolicy: Policy?, project: Project, projectTrusted: Bool) -> [PolicyLayer] {
     var layers: [PolicyLayer] = userPolicy.map { [PolicyLayer(kind: .user, policy: $0)] } ?? []
     if let projectPolicy = project.policy?.content {
         layers.append(PolicyLayer(kind: .project, policy: projectPolicy, allowsCount: projectTrusted))

@@ -36,6 +36,42 @@ public struct SessionInfo: Sendable {
     }
 }
 
+/// The organisation's approvals at the broker (SPEC section 12): the session registers each
+/// approval it opens, so that a principal in broker.toml's `approvers` can decide it, and
+/// asks for the decision when the agent retries. Blocking calls, made on the sidecar's
+/// own threads.
+public protocol RemoteApprovals: Sendable {
+    /// nil when registered; otherwise why not (the approval then stays local only).
+    func register(_ approval: Approval) -> String?
+    /// The broker's decision: (approved, by whom), or nil while none (or unreachable).
+    func decision(of id: String) -> (approved: Bool, by: String)?
+}
+
+/// Where a session's `approve` decisions go (SPEC section 12).
+public struct ApprovalGate: Sendable {
+    public var store: ApprovalStore
+    /// Seconds an approval waits for the user, and once approved for the retry.
+    public var ttl: Int
+    /// An interactive agent asks its own user: `approve` is answered as `ask` there.
+    public var interactive: Bool
+    /// The session's controlling terminal: approvals must come from another one.
+    public var terminal: Int64?
+    /// The broker's approvals, in remote and CI mode with a broker.
+    public var remote: (any RemoteApprovals)?
+
+    public init(store: ApprovalStore, ttl: Int, interactive: Bool = false, terminal: Int64? = nil,
+                remote: (any RemoteApprovals)? = nil) {
+        self.remote = remote
+        self.store = store
+        self.ttl = ttl
+        self.interactive = interactive
+        self.terminal = terminal
+    }
+
+    /// "5 minutes", "90 s".
+    var ttlText: String { ttl % 60 == 0 ? "\(ttl / 60) minute\(ttl == 60 ? "" : "s")" : "\(ttl) s" }
+}
+
 /// Turns one hook call into a policy decision and a durable audit event, in that order:
 /// the event is committed before the answer goes back (SPEC section 7).
 public struct HookHandler: Sendable {
@@ -45,6 +81,8 @@ public struct HookHandler: Sendable {
     public var mode: PolicyMode
     public var redactor: Redactor
     public var writer: AuditWriter
+    /// nil: `approve` decisions are plain denials (nowhere to record an approval).
+    public var approvals: ApprovalGate?
     /// Shared by every copy of the handler (the sidecar's threads hold copies).
     public let activity = HookActivity()
 
@@ -52,7 +90,8 @@ public struct HookHandler: Sendable {
     public static let hooksMissingRule = "builtin:hooks-missing"
 
     public init(session: SessionInfo, adapter: any AgentAdapter, evaluator: PolicyEvaluator, mode: PolicyMode,
-                redactor: Redactor, writer: AuditWriter) {
+                redactor: Redactor, writer: AuditWriter, approvals: ApprovalGate? = nil) {
+        self.approvals = approvals
         self.session = session
         self.adapter = adapter
         self.evaluator = evaluator
@@ -87,9 +126,14 @@ public struct HookHandler: Sendable {
             record.toolInput = input.prompt.map(AuditEvent.promptInput) ?? input.toolInput
             record.toolResponse = input.toolResponse
             if event == .preTool, let tool = input.toolName {
-                let verdict = evaluator.evaluate(toolName: tool, input: input.toolInput)
-                record.decision = AuditDecision(outcome: outcome(verdict.decision), reason: verdict.reason,
-                                                rule: verdict.rule, enforced: mode.enforces)
+                var verdict = evaluator.evaluate(toolName: tool, input: input.toolInput)
+                var approvalID: String?
+                if verdict.decision == .approve {
+                    approvalID = settleApproval(&verdict, toolName: tool, input: input.toolInput)
+                }
+                record.decision = AuditDecision(outcome: AuditDecision.Outcome(verdict.decision), reason: verdict.reason,
+                                                rule: verdict.rule, enforced: mode.enforces, risk: verdict.risk,
+                                                policyVersion: evaluator.policyVersion, approvalID: approvalID)
                 agentDecision = mode.agentDecision(for: verdict)
                 reason = verdict.reason.map { "kontext: \($0)" } ?? verdict.rule.map { "kontext: \($0)" }
             }
@@ -129,8 +173,62 @@ public struct HookHandler: Sendable {
     public static let hooksMissingReason =
         "the agent never called kontext's session-start hook: its hooks were switched off or failed, so nothing it did was checked or audited"
 
-    private func outcome(_ decision: PolicyDecision) -> AuditDecision.Outcome {
-        AuditDecision.Outcome(rawValue: decision.rawValue)!
+    /// A call the policy wants approved: in enforce mode it uses a granted approval of
+    /// exactly this call (then it is allowed, once) or opens one (or names the one already
+    /// waiting) and stays denied; returns the approval's id. Interactive agents ask instead.
+    private func settleApproval(_ verdict: inout PolicyVerdict, toolName: String, input: JSONValue) -> String? {
+        let why = verdict.reason ?? "this call needs approval"
+        guard mode.enforces else {
+            verdict.reason = why + " (approval needed in enforce mode)"
+            return nil
+        }
+        guard let approvals else {
+            verdict.decision = .deny
+            return nil
+        }
+        if approvals.interactive {
+            verdict.decision = .ask
+            return nil
+        }
+        let request = Approval(sessionID: session.id, actor: session.actor.sub, agent: session.agent, toolName: toolName,
+                               input: redactor.redact(Approval.canonicalInput(toolName: toolName, input: input)),
+                               rule: verdict.rule, reason: verdict.reason.map(redactor.redact), risk: verdict.risk,
+                               host: session.host, cwd: session.cwd, terminal: approvals.terminal)
+        do {
+            var (lookup, expired) = try approvals.store.useOrRequest(request, ttl: approvals.ttl)
+            for approval in expired { _ = try? writer.append(approval.auditEvent()) }
+            var remoteNote = ""
+            if let remote = approvals.remote, case .pending(let approval, let isNew) = lookup {
+                if isNew {
+                    if let problem = remote.register(approval) { remoteNote = " (the broker was not told: \(problem))" }
+                } else if let decision = remote.decision(of: approval.id),
+                          case .decided(let decided) = try approvals.store.decide(id: approval.id, approve: decision.approved,
+                                                                                   by: "broker:" + decision.by, terminal: nil,
+                                                                                   ttl: approvals.ttl) {
+                    _ = try? writer.append(decided.auditEvent())
+                    // Approved: this call uses it. Denied: the call opens a new approval.
+                    lookup = try approvals.store.useOrRequest(request, ttl: approvals.ttl).lookup
+                    if case .pending(let fresh, true) = lookup, let problem = remote.register(fresh) {
+                        remoteNote = " (the broker was not told: \(problem))"
+                    }
+                }
+            }
+            switch lookup {
+            case .used(let approval):
+                verdict.decision = .allow
+                verdict.reason = "approved by \(approval.decidedBy ?? "?") (\(approval.id)); used once"
+                return approval.id
+            case .pending(let approval, _):
+                verdict.reason = "\(why): approval \(approval.id) is waiting. Do not try to approve it yourself: ask the user to run "
+                    + "`kontext approve \(approval.id)` in another terminal within \(approvals.ttlText); then retry exactly the same call"
+                    + remoteNote
+                return approval.id
+            }
+        } catch {
+            verdict.decision = .deny
+            verdict.reason = "\(why); no approval could be opened (\(redactor.redact(String(describing: error))))"
+            return nil
+        }
     }
 }
 

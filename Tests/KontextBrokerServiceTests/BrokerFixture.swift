@@ -35,7 +35,8 @@ struct BrokerSetup {
     let database: String
 
     /// `users`: the issuer's `users` setting, nil to leave it unwritten (the default).
-    static func make(_ label: String, database: String? = nil, extraConfig: String = "", users: Bool? = true,
+    /// `topLevel` goes before the first table (top-level keys such as `approvers`).
+    static func make(_ label: String, database: String? = nil, topLevel: String = "", extraConfig: String = "", users: Bool? = true,
                      grants: String = #"[[grant]]\#nprincipals = ["user:*", "ci:*"]\#nservices = ["github", "linear", "postgres", "deploy-*"]"#) async throws -> BrokerSetup {
         let key = await TestKey.es256(kid: "key-1")
         let idp = try await KeyServer.start(publishing: [key])
@@ -44,6 +45,7 @@ struct BrokerSetup {
         let config = """
             token_lifetime = 600
             audit_readers = ["\(userPrincipal(idp.issuer, "auditor"))"]
+            \(topLevel)
 
             [[issuer]]
             issuer = "\(idp.issuer)"

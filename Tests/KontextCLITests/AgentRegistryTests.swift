@@ -28,7 +28,8 @@ import Testing
     }
 
     /// The committed completions are the generated ones (`HelpAndDocumentationTests`); here,
-    /// each shell offers exactly the listed agents for `--agent` of start, doctor and hook.
+    /// each shell offers exactly the listed agents for `--agent` of start, doctor, hook and
+    /// policy check.
     @Test func completionsOfferExactlyTheListedAgents() throws {
         let root = HelpAndDocumentationTests.repository
         func read(_ path: String) throws -> String {
@@ -41,7 +42,7 @@ import Testing
         ]
         for (path, form) in forms {
             let text = try read(path)
-            #expect(text.components(separatedBy: form).count - 1 == 3, "\(path): \(form) is not offered for start, doctor and hook")
+            #expect(text.components(separatedBy: form).count - 1 == 4, "\(path): \(form) is not offered for start, doctor, hook and policy check")
         }
     }
 

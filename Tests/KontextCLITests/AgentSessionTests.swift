@@ -50,7 +50,8 @@ extension ScriptedModelServer {
             let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             guard entry?["kind"] as? String == "main",
                   let messages = (entry?["body"] as? [String: Any])?["messages"] as? [[String: Any]],
-                  let content = messages.last?["content"] as? [[String: Any]] else { continue }
+                  // Claude may append a system message (a reminder) after the user's tool results.
+                  let content = messages.last(where: { $0["role"] as? String == "user" })?["content"] as? [[String: Any]] else { continue }
             for block in content where block["type"] as? String == "tool_result" {
                 if let text = block["content"] as? String { results.append(text) }
                 if let parts = block["content"] as? [[String: Any]] {

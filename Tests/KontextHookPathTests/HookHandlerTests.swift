@@ -90,7 +90,7 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
         #expect(events.count == 1)
         #expect(events.first?.toolName == "Bash")
         #expect(events.first?.decision == AuditDecision(outcome: .deny, reason: "no network egress from agents",
-                                                         rule: "user:no-curl", enforced: true))
+                                                         rule: "user:no-curl", enforced: true, risk: .write))
         // A call no rule matches is left to Claude's own permissions, and still recorded.
         let unmatched = try fixture.handler(.enforce).handle(request(.preTool, toolCall("ls")))
         #expect(unmatched == HookWire.Answer(exitCode: 0))
@@ -130,7 +130,7 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
         #expect(events.count == calls.count)
         #expect(events.allSatisfy { $0.decision?.enforced != true })
         #expect(events[0].decision == AuditDecision(outcome: .deny, reason: "no network egress from agents",
-                                                     rule: "user:no-curl", enforced: false))
+                                                     rule: "user:no-curl", enforced: false, risk: .write))
         #expect(events[1].decision?.outcome == .deny)
     }
 

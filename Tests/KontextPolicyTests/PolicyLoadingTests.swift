@@ -67,7 +67,7 @@ func loadError(_ text: String, path: String = "policy.toml") -> KontextError? {
             """)
         #expect(error?.status == .usage)
         #expect(error?.message == #"policy.toml: rule 2: unknown decision "block""#)
-        #expect(error?.hint == #"decision must be "allow", "ask" or "deny""#)
+        #expect(error?.hint == #"decision must be "allow", "ask", "deny" or "approve""#)
     }
 
     @Test func missingDecision() {
