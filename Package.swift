@@ -115,6 +115,7 @@ let package = Package(
         ]),
         .target(name: "KontextAudit", dependencies: [
             "KontextCore", "KontextHookWire", .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Agent adapters: each agent's hook dialect and settings.
         .target(name: "KontextAgent", dependencies: ["KontextCore", "KontextHookWire"]),

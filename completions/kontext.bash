@@ -378,13 +378,13 @@ _kontext_audit() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    sessions|tail|show|export)
+    sessions|tail|show|export|verify|key|ui)
         # Offer subcommand argument completions
         "_kontext_audit_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'sessions tail show export' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'sessions tail show export verify key ui' -- "${cur}"))
         ;;
     esac
 }
@@ -441,6 +441,47 @@ _kontext_audit_export() {
         return
         ;;
     '--session')
+        return
+        ;;
+    esac
+}
+
+_kontext_audit_verify() {
+    repeating_flags=()
+    non_repeating_flags=(--remote --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--file --public-key)
+    __kontext_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--file')
+        return
+        ;;
+    '--public-key')
+        return
+        ;;
+    esac
+}
+
+_kontext_audit_key() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __kontext_offer_flags_options 0
+}
+
+_kontext_audit_ui() {
+    repeating_flags=()
+    non_repeating_flags=(--remote --no-browser --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--port)
+    __kontext_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--port')
         return
         ;;
     esac

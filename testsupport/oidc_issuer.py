@@ -58,7 +58,8 @@ Scripted outcomes, no second client needed:
     --auto-slow-down     the first poll of each device code gets slow_down
                          (combines with the others).
 
-Tokens: access and refresh tokens are opaque random strings.  Access tokens
+Tokens: access and refresh tokens are opaque random strings (with
+--jwt-access-tokens, access tokens are RS256 JWTs signed like the ID token).  Access tokens
 live --access-lifetime seconds (the expires_in).  Refresh tokens do not
 expire but are rotated: POST /token grant_type=refresh_token returns a new
 access token, refresh token and ID token, and the old refresh token is from

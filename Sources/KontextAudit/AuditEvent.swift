@@ -5,7 +5,8 @@ import KontextHookWire
 ///
 /// Wire shape (`json`, `kontext audit export --format jsonl`, the shipping body): every key is
 /// always present, in this order: `id`, `session_id`, `seq`, `time`, `agent`, `event`,
-/// `tool_name`, `tool_input`, `tool_response`, `decision`, `actor`, `host`, `cwd`.
+/// `tool_name`, `tool_input`, `tool_response`, `decision`, `actor`, `host`, `cwd`,
+/// `prev_hash`, `hash` (SPEC section 12: the session's hash chain, see `AuditChain`).
 /// A value kontext does not have is JSON `null`, never a missing key: `tool_name`,
 /// `tool_input` and `tool_response` for events without a tool, `decision` for events that
 /// were not judged by policy (anything but `pre-tool`), `host` and `cwd` when unknown, and
@@ -36,6 +37,11 @@ public struct AuditEvent: Sendable, Equatable {
     public var actor: AuditActor
     public var host: String?
     public var cwd: String?
+    /// The `hash` of the session's previous event (the chain's genesis for `seq` 1), assigned
+    /// by `AuditWriter` with `seq`; nil until then, and in events stored before chaining.
+    public var prevHash: String?
+    /// SHA-256 (lowercase hex) of the RFC 8785 canonical JSON of `json` without `hash`.
+    public var hash: String?
 
     public init(
         id: String = AuditIdentifier.timeOrdered(),
@@ -50,7 +56,9 @@ public struct AuditEvent: Sendable, Equatable {
         decision: AuditDecision? = nil,
         actor: AuditActor = AuditActor(),
         host: String? = nil,
-        cwd: String? = nil
+        cwd: String? = nil,
+        prevHash: String? = nil,
+        hash: String? = nil
     ) {
         self.id = id
         self.sessionID = sessionID
@@ -65,6 +73,8 @@ public struct AuditEvent: Sendable, Equatable {
         self.actor = actor
         self.host = host
         self.cwd = cwd
+        self.prevHash = prevHash
+        self.hash = hash
     }
 
     /// The `tool_input` of a `user-prompt` event.
@@ -75,7 +85,7 @@ public struct AuditEvent: Sendable, Equatable {
     /// The keys of `json`, in order.
     public static let keys = [
         "id", "session_id", "seq", "time", "agent", "event", "tool_name", "tool_input",
-        "tool_response", "decision", "actor", "host", "cwd",
+        "tool_response", "decision", "actor", "host", "cwd", "prev_hash", "hash",
     ]
 }
 
@@ -89,6 +99,8 @@ public enum AuditEventKind: String, CaseIterable, Sendable {
     case sessionEnd = "session-end"
     case stop = "stop"
     case egress = "egress"
+    /// A signed checkpoint of the session's hash chain (`AuditCheckpoint`), written by kontext.
+    case checkpoint = "checkpoint"
     /// A step of an approval (SPEC section 12) other than the request and the use, which are
     /// the `pre-tool` events that carry `decision.approval_id`: approved, denied, expired.
     case approval = "approval"
@@ -164,27 +176,9 @@ extension AuditEvent {
             ("actor", actor.json),
             ("host", JSONValue(optional: host)),
             ("cwd", JSONValue(optional: cwd)),
+            ("prev_hash", JSONValue(optional: prevHash)),
+            ("hash", JSONValue(optional: hash)),
         ])
-    }
-
-    /// `json.serialized` split around the value of `seq`, so the text can be built on the
-    /// appending thread and completed by the writer, which alone knows `seq`, in a copy.
-    var serializedAroundSeq: (head: String, tail: String) {
-        guard case .object(let members) = json, members.count > 3, members[2].0 == "seq" else {
-            preconditionFailure("AuditEvent.json starts with id, session_id, seq")
-        }
-        var head = "{"
-        for (key, value) in members[..<2] {
-            JSONValue.writeString(key, to: &head)
-            head += ":"
-            value.write(to: &head)
-            head += ","
-        }
-        head += "\"seq\":"
-        // The remaining members as an object, with its "{" turned into the separator.
-        var tail = JSONValue.object(Array(members[3...])).serialized
-        tail.replaceSubrange(tail.startIndex...tail.startIndex, with: ",")
-        return (head, tail)
     }
 
     /// Parses an object written by `json`. Required: `id`, `session_id`, `seq`, `time`,
@@ -259,6 +253,8 @@ extension AuditEvent {
 
         host = try optionalString("host")
         cwd = try optionalString("cwd")
+        prevHash = try optionalString("prev_hash")
+        hash = try optionalString("hash")
     }
 
     /// Parses one line of `kontext audit export --format jsonl`.

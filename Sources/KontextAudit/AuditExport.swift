@@ -14,7 +14,8 @@ import Darwin
 ///   and starts with an apostrophe (`"'=…"`), so it opens as text. Absent values (JSON null)
 ///   are empty fields; `decision_enforced` is `true`/`false` (empty without a decision);
 ///   `tool_input` and `tool_response` hold the value's compact JSON text, `null` included,
-///   so every cell of those columns parses as JSON.
+///   so every cell of those columns parses as JSON. `prev_hash` and `hash` come last; verify
+///   a chain from the jsonl export (the hash covers the JSON object, not the CSV row).
 public enum AuditExport {
     public enum Format: String, Sendable, CaseIterable {
         case jsonl, csv
@@ -23,7 +24,7 @@ public enum AuditExport {
     public static let csvColumns = [
         "id", "session_id", "seq", "time", "agent", "event", "tool_name", "decision_outcome",
         "decision_reason", "decision_rule", "decision_enforced", "actor_sub", "actor_email", "host",
-        "cwd", "tool_input", "tool_response",
+        "cwd", "tool_input", "tool_response", "prev_hash", "hash",
     ]
 
     /// Writes `events` to the file descriptor (not closed). Throws on a write error such as
@@ -63,7 +64,7 @@ public enum AuditExport {
             event.id, event.sessionID, String(event.seq), event.time, event.agent, event.event.rawValue,
             event.toolName, event.decision?.outcome.rawValue, event.decision?.reason, event.decision?.rule,
             event.decision.map { $0.enforced ? "true" : "false" }, event.actor.sub, event.actor.email,
-            event.host, event.cwd, event.toolInput.serialized, event.toolResponse.serialized,
+            event.host, event.cwd, event.toolInput.serialized, event.toolResponse.serialized, event.prevHash, event.hash,
         ]
         var record = ""
         for (index, field) in fields.enumerated() {

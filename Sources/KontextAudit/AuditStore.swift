@@ -198,6 +198,15 @@ public final class AuditStore: Sendable {
                 CREATE INDEX events_unshipped_by_session ON events(session_id, position) WHERE shipped_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v4: hash chain") { db in
+            // The head of each session's chain is read from here, not parsed from `json`.
+            // Events recorded before have none: their sessions stay unchained.
+            try db.execute(sql: "ALTER TABLE events ADD COLUMN hash TEXT")
+        }
+        migrator.registerMigration("v5: OpenTelemetry export cursors") { db in
+            // Per collector endpoint: the position of the last event it acknowledged.
+            try db.execute(sql: "CREATE TABLE otlp_exports (endpoint TEXT PRIMARY KEY NOT NULL, position INTEGER NOT NULL)")
+        }
         return migrator
     }
 
@@ -318,6 +327,36 @@ public final class AuditStore: Sendable {
             try String.fetchAll(db, sql: "SELECT json FROM events WHERE session_id = ? ORDER BY seq",
                                 arguments: [sessionID])
                 .map { try AuditEvent(jsonText: $0) }
+        }
+    }
+
+    /// The events of one session in `seq` order as the JSON objects stored, for
+    /// `AuditChain.verify` (which hashes what was stored, not a re-encoding of it).
+    public func eventObjects(sessionID: String) throws -> [JSONValue] {
+        try read("read events of session \(sessionID)") { db in
+            try String.fetchAll(db, sql: "SELECT json FROM events WHERE session_id = ? ORDER BY seq",
+                                arguments: [sessionID])
+                .map { text in
+                    do { return try JSONValue.parse(text) } catch {
+                        throw KontextError(.usage, "an event of session \(sessionID) in the audit store is not JSON: \(error)")
+                    }
+                }
+        }
+    }
+
+    /// The session's last event, nil when it has none.
+    public func lastEvent(sessionID: String) throws -> AuditEvent? {
+        try read("read the last event of session \(sessionID)") { db in
+            try String.fetchOne(db, sql: "SELECT json FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
+                                arguments: [sessionID]).map { try AuditEvent(jsonText: $0) }
+        }
+    }
+
+    /// The session's last event: its `seq` and `hash` (nil hash: recorded before chaining).
+    public func chainHead(sessionID: String) throws -> (seq: Int, hash: String?)? {
+        try read("read the chain head of session \(sessionID)") { db in
+            try Row.fetchOne(db, sql: "SELECT seq, hash FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
+                             arguments: [sessionID]).map { (seq: $0[0], hash: $0[1]) }
         }
     }
 
@@ -448,16 +487,45 @@ public final class AuditStore: Sendable {
         }
     }
 
+    // MARK: OpenTelemetry export
+
+    /// The position the collector at `endpoint` has every event up to. An endpoint seen for
+    /// the first time starts at the store's last event: it gets the events recorded from
+    /// then on, not the whole history.
+    public func otlpPosition(endpoint: String) throws -> Int64 {
+        try write("read the OpenTelemetry export position") { db in
+            try db.execute(sql: """
+                INSERT INTO otlp_exports (endpoint, position) VALUES (?, (SELECT coalesce(max(position), 0) FROM events))
+                ON CONFLICT(endpoint) DO NOTHING
+                """, arguments: [endpoint])
+            return try Int64.fetchOne(db, sql: "SELECT position FROM otlp_exports WHERE endpoint = ?", arguments: [endpoint]) ?? 0
+        }
+    }
+
+    public func setOTLPPosition(endpoint: String, position: Int64) throws {
+        try write("record the OpenTelemetry export position") { db in
+            try db.execute(sql: "UPDATE otlp_exports SET position = max(position, ?) WHERE endpoint = ?", arguments: [position, endpoint])
+        }
+    }
+
+    /// Events after `position` (how many a collector has yet to receive).
+    public func eventCount(after position: Int64) throws -> Int {
+        try read("count events") { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE position > ?", arguments: [position]) ?? 0
+        }
+    }
+
     // MARK: Appending (used by AuditWriter)
 
-    /// Commits `events` in one transaction, assigning each its session's next `seq`, and
-    /// returns each event as stored. If the transaction fails, each event is retried in a
-    /// transaction of its own so one bad event does not fail the others.
+    /// Commits `events` in one transaction, assigning each its session's next `seq` and its
+    /// place in the session's hash chain, and returns each event as stored. If the
+    /// transaction fails, each event is retried in a transaction of its own so one bad event
+    /// does not fail the others.
     func commit(_ events: [PreparedEvent]) -> [Result<AuditEvent, any Error>] {
         do {
             return try pool.write { db in
-                var lastSeq: [String: Int] = [:]
-                return try events.map { Result.success(try insert($0, into: db, lastSeq: &lastSeq)) }
+                var heads: [String: ChainHead] = [:]
+                return try events.map { Result.success(try insert($0, into: db, heads: &heads)) }
             }
         } catch {
             if events.count == 1 { return [.failure(AuditStore.failure("cannot record audit event \(events[0].event.id)", error))] }
@@ -466,8 +534,8 @@ public final class AuditStore: Sendable {
             Result {
                 do {
                     return try pool.write { db in
-                        var lastSeq: [String: Int] = [:]
-                        return try insert(event, into: db, lastSeq: &lastSeq)
+                        var heads: [String: ChainHead] = [:]
+                        return try insert(event, into: db, heads: &heads)
                     }
                 } catch {
                     throw AuditStore.failure("cannot record audit event \(event.event.id)", error)
@@ -476,12 +544,19 @@ public final class AuditStore: Sendable {
         }
     }
 
-    /// `lastSeq` caches, per session, the highest seq in this transaction so each session's
-    /// maximum is read from the index only once per batch.
-    private func insert(_ prepared: PreparedEvent, into db: Database, lastSeq: inout [String: Int]) throws -> AuditEvent {
+    /// A session's last event in this transaction: its seq and hash (nil: no event yet, or
+    /// one stored before chaining).
+    struct ChainHead {
+        var seq: Int
+        var hash: String?
+    }
+
+    /// `heads` caches, per session, the last event in this transaction so each session's
+    /// head is read from the index only once per batch.
+    private func insert(_ prepared: PreparedEvent, into db: Database, heads: inout [String: ChainHead]) throws -> AuditEvent {
         var event = prepared.event
-        let previous: Int
-        if let cached = lastSeq[event.sessionID] {
+        let previous: ChainHead
+        if let cached = heads[event.sessionID] {
             previous = cached
         } else {
             try db.cachedStatement(sql: """
@@ -489,28 +564,33 @@ public final class AuditStore: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
                 """).execute(arguments: [event.sessionID, event.agent, event.actor.sub, event.actor.email,
                                          event.host, event.cwd, event.time])
-            previous = try Int.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM events WHERE session_id = ?"),
-                                        arguments: [event.sessionID]) ?? 0
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1"),
+                                       arguments: [event.sessionID])
+            previous = row.map { ChainHead(seq: $0[0], hash: $0[1]) } ?? ChainHead(seq: 0, hash: nil)
         }
-        event.seq = previous + 1
+        event.seq = previous.seq + 1
+        event.prevHash = previous.seq == 0 ? AuditChain.genesis(sessionID: event.sessionID, start: event.time) : previous.hash
+        event.hash = prepared.hash(seq: event.seq, prevHash: event.prevHash)
 
         try db.cachedStatement(sql: """
             INSERT INTO events (id, session_id, seq, time, event, tool_name, decision_outcome,
-                                decision_rule, decision_enforced, json)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
+                                decision_rule, decision_enforced, json, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
             """).execute(arguments: [event.id, event.sessionID, event.seq, event.time, event.event.rawValue,
                                      event.toolName, event.decision?.outcome.rawValue, event.decision?.rule,
-                                     event.decision?.enforced, prepared.jsonText(seq: event.seq)])
+                                     event.decision?.enforced,
+                                     prepared.jsonText(seq: event.seq, prevHash: event.prevHash, hash: event.hash),
+                                     event.hash])
         guard db.changesCount > 0 else {
             // Same id already stored (a retried append): idempotent, answer with the stored one.
-            lastSeq[event.sessionID] = previous
+            heads[event.sessionID] = previous
             guard let stored = try String.fetchOne(db.cachedStatement(sql: "SELECT json FROM events WHERE id = ?"),
                                                    arguments: [event.id]) else {
                 throw KontextError(.usage, "audit event \(event.id) was neither inserted nor found")
             }
             return try AuditEvent(jsonText: stored)
         }
-        lastSeq[event.sessionID] = event.seq
+        heads[event.sessionID] = ChainHead(seq: event.seq, hash: event.hash)
 
         if event.event == .sessionEnd {
             try db.cachedStatement(sql: "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL")
@@ -553,19 +633,3 @@ public final class AuditStore: Sendable {
     }
 }
 
-/// An event with its JSON text prepared by the appending thread, so the writer thread (the
-/// serial part of ingest) only splices in `seq`.
-struct PreparedEvent: Sendable {
-    var event: AuditEvent
-    private var jsonHead: String
-    private var jsonTail: String
-
-    init(_ event: AuditEvent) {
-        self.event = event
-        (jsonHead, jsonTail) = event.serializedAroundSeq
-    }
-
-    func jsonText(seq: Int) -> String {
-        jsonHead + String(seq) + jsonTail
-    }
-}

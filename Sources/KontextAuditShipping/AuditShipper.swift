@@ -34,6 +34,8 @@ public final class AuditShipper: Sendable {
     public var baseURL: String { destination.url }
     let http: HTTPClient
     let bearer: BearerSource
+    /// The highest head each session reported to the backend, so an unchanged one is not sent again.
+    private let witnessed = Mutex<[String: Int]>([:])
 
     public init(store: AuditStore, destination: AuditDestination, http: HTTPClient, bearer: BearerSource) {
         self.store = store
@@ -80,16 +82,24 @@ public final class AuditShipper: Sendable {
 
     /// `shipPending` given at most `seconds`; returns the problem that stopped it, if any.
     public func shipPending(within seconds: Double) async -> String? {
-        let attempt = Task { () -> String? in
-            do { try await self.shipPending(); return nil } catch { return String(describing: error) }
+        await attempt(within: seconds) { try await self.shipPending() }
+    }
+
+    /// Reports the session's chain head (`POST /v1/sessions/{id}/checkpoints`) if it moved
+    /// since the last report. The backend keeps the highest, so events later cut from the end
+    /// of the local store (before they were shipped) show there as missing. Best effort, like
+    /// the heartbeat: a lost report only makes the witness lag.
+    public func reportHead(sessionID: String) async {
+        let store = self.store
+        guard let head = try? await offload({ try store.chainHead(sessionID: sessionID) }), let hash = head.hash,
+              head.seq > witnessed.withLock({ $0[sessionID] ?? 0 }) else { return }
+        let body = JSONValue.object([("seq", .number(Double(head.seq))), ("hash", .string(hash))]).serialized
+        do {
+            try await post("/v1/sessions/\(formEncode(sessionID))/checkpoints", body: body)
+            witnessed.withLock { $0[sessionID] = max($0[sessionID] ?? 0, head.seq) }
+        } catch {
+            Diagnostics.log("audit: chain head not reported: \(error)")
         }
-        let timer = Task {
-            try? await Task.sleep(for: .seconds(seconds))
-            attempt.cancel()
-        }
-        let problem = await attempt.value
-        timer.cancel()
-        return problem
     }
 
     /// Best effort: a lost heartbeat only makes the session look idle for a while.
@@ -165,6 +175,20 @@ public final class AuditShipper: Sendable {
     }
 }
 
+/// Runs `work` for at most `seconds` (then cancels it); returns its failure, if any.
+func attempt(within seconds: Double, _ work: @escaping @Sendable () async throws -> Void) async -> String? {
+    let attempt = Task { () -> String? in
+        do { try await work(); return nil } catch { return String(describing: error) }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: .seconds(seconds))
+        attempt.cancel()
+    }
+    let problem = await attempt.value
+    timer.cancel()
+    return problem
+}
+
 /// Ships in the background while a session runs: soon after events arrive, with exponential
 /// backoff and jitter while the backend is down, and a heartbeat for the live session.
 public final class BackgroundShipper: Sendable {
@@ -173,6 +197,8 @@ public final class BackgroundShipper: Sendable {
         public var firstRetry: Double = 0.5
         public var maximumRetry: Double = 30
         public var heartbeat: Double = 30
+        /// How often the chain head is reported while it moves (`AuditShipper.reportHead`).
+        public var headReport: Duration = .seconds(1)
 
         public init() {}
     }
@@ -182,6 +208,7 @@ public final class BackgroundShipper: Sendable {
     let timing: Timing
     private let stopping = Atomic<Bool>(false)
     private let task = Mutex<Task<Void, Never>?>(nil)
+    private let headTask = Mutex<Task<Void, Never>?>(nil)
     /// The last failure, for the end-of-session note.
     private let lastProblem = Mutex<String?>(nil)
 
@@ -194,6 +221,14 @@ public final class BackgroundShipper: Sendable {
     public func start() {
         let loop = Task { [self] in await run() }
         task.withLock { $0 = loop }
+        // Apart from the events' loop, so the head is witnessed even while batches fail and back off.
+        let reporter = Task { [self] in
+            while !stopping.load(ordering: .acquiring) {
+                await shipper.reportHead(sessionID: sessionID)
+                try? await Task.sleep(for: timing.headReport)
+            }
+        }
+        headTask.withLock { $0 = reporter }
     }
 
     private func run() async {
@@ -231,6 +266,10 @@ public final class BackgroundShipper: Sendable {
         let loop = task.withLock { $0 }
         loop?.cancel()
         await loop?.value
+        let reporter = headTask.withLock { $0 }
+        reporter?.cancel()
+        await reporter?.value
+        await shipper.reportHead(sessionID: sessionID)
         let problem = await shipper.shipPending(within: seconds) ?? lastProblem.withLock { $0 }
         let unsent = shipper.pendingCount()
         return (unsent, unsent == 0 ? nil : problem)

@@ -31,6 +31,12 @@ struct AuditAPI: Sendable {
         router.post("/v1/sessions/:id/end") { request, context in
             await respond { try await endSession(request, id: context.parameters.get("id") ?? "") }
         }
+        router.post("/v1/sessions/:id/checkpoints") { request, context in
+            await respond { try await witness(request, id: context.parameters.get("id") ?? "") }
+        }
+        router.get("/v1/sessions/:id/verify") { request, context in
+            await respond { try await verify(request, id: context.parameters.get("id") ?? "") }
+        }
     }
 
     // MARK: Handlers
@@ -45,6 +51,7 @@ struct AuditAPI: Sendable {
             throw OAuthError("invalid_request", "a batch holds at most \(Self.maximumBatchEvents) events")
         }
         var events: [IngestedEvent] = []
+        var received: [String: [JSONValue]] = [:]
         events.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
             do {
@@ -52,8 +59,13 @@ struct AuditAPI: Sendable {
                 guard !event.id.isEmpty, !event.sessionID.isEmpty else {
                     throw KontextError.usage("id and session_id must not be empty")
                 }
+                // The backend writes it (the client's `actor`, beside the authenticated one).
+                guard item["claimed_actor"] == nil else {
+                    throw KontextError.usage("claimed_actor is the backend's to set")
+                }
                 events.append(IngestedEvent(id: event.id, sessionID: event.sessionID, seq: event.seq,
-                                            json: Self.attributed(event, to: principal).serialized))
+                                            json: Self.attributed(item, to: principal).serialized))
+                received[event.sessionID, default: []].append(item)
             } catch let error as KontextError {
                 throw OAuthError("invalid_request", "event \(index): \(error.message.replacingOccurrences(of: "invalid audit event: ", with: ""))")
             } catch {
@@ -69,6 +81,9 @@ struct AuditAPI: Sendable {
                              "event \(index): you have no session '\(clipped(events[index].sessionID))'; create it with POST /v1/sessions first")
         }
         let (accepted, duplicates) = try await storing { try await store.ingest(events, owner: principal.subject, receivedAt: AuditTime.now()) }
+        for (session, items) in received {
+            try await checkContinuity(session, items, owner: principal.subject)
+        }
         logger.debug("audit batch", metadata: ["principal": "\(principal.subject)", "accepted": "\(accepted)", "duplicates": "\(duplicates)"])
         return jsonResponse(200, JSONValue.object([("accepted", .number(Double(accepted))), ("duplicates", .number(Double(duplicates)))]).serialized)
     }
@@ -142,6 +157,103 @@ struct AuditAPI: Sendable {
         return jsonResponse(200, JSONValue.object([("sessions", .array(items))]).serialized)
     }
 
+    // MARK: Hash chain (SPEC section 12)
+
+    /// Checks a batch against the head the broker has checked the session up to: each event
+    /// must be the next `seq` and link to the one before. A gap, a broken link or a changed
+    /// event is recorded on the session (the first one found is kept) and reported by
+    /// `GET /v1/sessions/{id}/verify`; the events are stored either way, as evidence.
+    private func checkContinuity(_ session: String, _ items: [JSONValue], owner: String) async throws(OAuthError) {
+        guard let state = try await storing({ try await store.chainState(sessionID: session, owner: owner) }) else { return }
+        let fresh = items.filter { (AuditChain.seqOf($0) ?? 0) > state.seq }
+            .sorted { (AuditChain.seqOf($0) ?? 0) < (AuditChain.seqOf($1) ?? 0) }
+        guard let last = fresh.last else { return }
+        let after = state.hash.map { (seq: state.seq, hash: $0) }
+        let report = AuditChain.verify(sessionID: session, events: fresh, after: state.seq > 0 ? after : nil)
+        let problem = report.findings.first.map { "at ingest: \($0.message)" }
+        if let problem {
+            logger.warning("audit chain problem", metadata: ["session": "\(session)", "owner": "\(owner)", "problem": "\(problem)"])
+        }
+        try await storing {
+            try await store.advanceChain(sessionID: session, owner: owner, seq: AuditChain.seqOf(last) ?? state.seq,
+                                         hash: last["hash"]?.stringValue, problem: problem)
+        }
+    }
+
+    /// `POST /v1/sessions/{id}/checkpoints` `{"seq":N,"hash":H}`: the client's chain head while
+    /// the session runs, recorded before its events arrive, so events cut from the end of
+    /// the local store later show as missing.
+    private func witness(_ request: Request, id: String) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let body = try await json(request, limit: 64 * 1024)
+        guard let seq = AuditChain.seqOf(body), seq > 0 else {
+            throw OAuthError("invalid_request", "seq must be a positive integer")
+        }
+        guard let hash = body["hash"]?.stringValue, hash.count == 64, hash.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw OAuthError("invalid_request", "hash must be 64 lowercase hex digits")
+        }
+        let now = AuditTime.now()
+        let found = try await storing { try await store.witness(sessionID: id, owner: principal.subject, seq: seq, hash: hash, at: now) }
+        guard found else { throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'") }
+        return jsonResponse(200, JSONValue.object([("session_id", .string(id)), ("seq", .number(Double(seq))),
+                                                   ("hash", .string(hash)), ("witnessed_at", .string(now))]).serialized)
+    }
+
+    /// `GET /v1/sessions/{id}/verify`: the whole stored chain checked again, the head the
+    /// client reported while the session ran, and what ingest found.
+    private func verify(_ request: Request, id: String) async throws(OAuthError) -> Response {
+        let principal = try await authenticate(request)
+        let reader = owner(principal)
+        guard let state = try await storing({ try await store.chainState(sessionID: id, owner: reader) }) else {
+            throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'")
+        }
+        var objects: [JSONValue] = []
+        var after = 0
+        while true {
+            let page = try await storing { try await store.events(sessionID: id, owner: reader, after: after, limit: 1000) }
+            for text in page {
+                guard let object = try? JSONValue.parse(text) else { continue }
+                objects.append(Self.asSent(object))
+                after = max(after, AuditChain.seqOf(object) ?? after)
+            }
+            if page.count < 1000 { break }
+        }
+        var report = AuditChain.verify(sessionID: id, events: objects)
+        var findings = report.findings
+        if let witnessed = state.witnessedSeq {
+            let head = report.headSeq ?? 0
+            if witnessed > head {
+                let range = witnessed == head + 1 ? "#\(witnessed) is" : "#\(head + 1)–#\(witnessed) are"
+                findings.append(AuditChainFinding(seq: witnessed, eventID: nil, message:
+                    "event \(range) missing: the client reported its chain at #\(witnessed) (\(state.witnessedAt ?? "")), but the backend holds events only up to #\(head)"))
+            } else if let match = objects.first(where: { AuditChain.seqOf($0) == witnessed }), match["hash"]?.stringValue != state.witnessedHash {
+                findings.append(AuditChainFinding(seq: witnessed, eventID: match["id"]?.stringValue, message:
+                    "event #\(witnessed) (\(match["id"]?.stringValue ?? "no id")) is not the event the client reported at that position while the session ran"))
+            }
+        }
+        if let problem = state.problem, !findings.contains(where: { problem.hasSuffix($0.message) }) {
+            findings.append(AuditChainFinding(seq: nil, eventID: nil, message: problem))
+        }
+        report.findings = findings
+        return jsonResponse(200, Self.verification(report, state: state).serialized)
+    }
+
+    static func verification(_ report: AuditChainReport, state: BrokerChainState) -> JSONValue {
+        func optional(_ value: Int?) -> JSONValue { value.map { .number(Double($0)) } ?? .null }
+        return .object([
+            ("session_id", .string(report.sessionID)), ("verified", .bool(report.verified)),
+            ("event_count", .number(Double(report.eventCount))), ("head_seq", optional(report.headSeq)),
+            ("head_hash", report.headHash.map(JSONValue.string) ?? .null), ("ended", .bool(report.ended)),
+            ("witnessed_seq", optional(state.witnessedSeq)), ("witnessed_hash", state.witnessedHash.map(JSONValue.string) ?? .null),
+            ("witnessed_at", state.witnessedAt.map(JSONValue.string) ?? .null),
+            ("ingest_problem", state.problem.map(JSONValue.string) ?? .null),
+            ("findings", .array(report.findings.map { finding in
+                .object([("seq", optional(finding.seq)), ("event_id", finding.eventID.map(JSONValue.string) ?? .null),
+                         ("message", .string(finding.message))])
+            })),
+        ])
+    }
+
     // MARK: Pieces
 
     private func authenticate(_ request: Request) async throws(OAuthError) -> Principal {
@@ -150,13 +262,21 @@ struct AuditAPI: Sendable {
 
     /// The event as stored: `actor` is the authenticated principal (its name and email), and
     /// what the client said goes beside it as `claimed_actor` (the user's login `sub`, say).
-    static func attributed(_ event: AuditEvent, to principal: Principal) -> JSONValue {
-        guard case .object(var members) = event.json else { return event.json }
+    static func attributed(_ event: JSONValue, to principal: Principal) -> JSONValue {
+        guard case .object(var members) = event else { return event }
         let actor = JSONValue.object([("sub", .string(principal.subject)), ("email", principal.email.map(JSONValue.string) ?? .null)])
         if let index = members.firstIndex(where: { $0.0 == "actor" }) {
             members.append(("claimed_actor", members[index].1))
             members[index].1 = actor
         }
+        return .object(members)
+    }
+
+    /// The event as its client sent it (the object its `hash` covers): `attributed` undone.
+    static func asSent(_ stored: JSONValue) -> JSONValue {
+        guard case .object(var members) = stored, let claimed = members.lastIndex(where: { $0.0 == "claimed_actor" }) else { return stored }
+        let actor = members.remove(at: claimed).1
+        if let index = members.firstIndex(where: { $0.0 == "actor" }) { members[index].1 = actor }
         return .object(members)
     }
 

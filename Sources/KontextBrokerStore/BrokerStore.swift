@@ -100,6 +100,29 @@ public struct BrokerSession: Sendable, Equatable {
     }
 }
 
+/// What the broker knows of a session's hash chain (SPEC section 12): the head its ingest
+/// has checked the events up to, the first continuity problem that check found (kept once
+/// found: a gap or a broken link is never silently accepted), and the highest head the
+/// client reported while the session ran (the witness), which later events must reach.
+public struct BrokerChainState: Sendable, Equatable {
+    public var seq: Int
+    public var hash: String?
+    public var problem: String?
+    public var witnessedSeq: Int?
+    public var witnessedHash: String?
+    public var witnessedAt: String?
+
+    public init(seq: Int = 0, hash: String? = nil, problem: String? = nil, witnessedSeq: Int? = nil,
+                witnessedHash: String? = nil, witnessedAt: String? = nil) {
+        self.seq = seq
+        self.hash = hash
+        self.problem = problem
+        self.witnessedSeq = witnessedSeq
+        self.witnessedHash = witnessedHash
+        self.witnessedAt = witnessedAt
+    }
+}
+
 /// An audit event ready to store: its key fields and its JSON text (SPEC section 7's object).
 public struct IngestedEvent: Sendable, Equatable {
     public var id: String
@@ -151,6 +174,13 @@ public protocol BrokerStore: Sendable {
     func events(sessionID: String, owner: String?, after: Int, limit: Int) async throws -> [String]
     /// Sessions, newest first; only `owner`'s when given.
     func sessions(owner: String?, limit: Int) async throws -> [BrokerSession]
+
+    /// The session's chain state (`owner`'s session when given); nil when there is no session.
+    func chainState(sessionID: String, owner: String?) async throws -> BrokerChainState?
+    /// Moves the checked head to `seq`/`hash`, recording `problem` unless one is recorded already.
+    func advanceChain(sessionID: String, owner: String, seq: Int, hash: String?, problem: String?) async throws
+    /// Records a head the client reported, if it is past the one recorded; false when there is no session.
+    func witness(sessionID: String, owner: String, seq: Int, hash: String, at time: String) async throws -> Bool
 
     func close() async
 }

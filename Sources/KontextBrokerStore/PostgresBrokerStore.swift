@@ -129,6 +129,13 @@ public final class PostgresBrokerStore: BrokerStore {
                 PRIMARY KEY (minute, client, result))
             """,
         ]),
+        (4, [
+            """
+            ALTER TABLE sessions ADD COLUMN chain_seq BIGINT NOT NULL DEFAULT 0, ADD COLUMN chain_hash TEXT,
+                ADD COLUMN chain_problem TEXT, ADD COLUMN witnessed_seq BIGINT, ADD COLUMN witnessed_hash TEXT,
+                ADD COLUMN witnessed_at TEXT
+            """,
+        ]),
     ]
 
     /// Replicas starting together serialise on an advisory lock, so each migration runs once.
@@ -377,6 +384,34 @@ public final class PostgresBrokerStore: BrokerStore {
             }
             return result
         }
+    }
+
+    public func chainState(sessionID: String, owner: String?) async throws -> BrokerChainState? {
+        try await rows("read a session's chain") { client, logger in
+            for try await row in try await client.query("""
+                SELECT chain_seq, chain_hash, chain_problem, witnessed_seq, witnessed_hash, witnessed_at FROM sessions
+                WHERE id = \(sessionID) AND (\(owner)::text IS NULL OR owner = \(owner)) ORDER BY owner LIMIT 1
+                """, logger: logger).decode((Int, String?, String?, Int?, String?, String?).self) {
+                return BrokerChainState(seq: row.0, hash: row.1, problem: row.2, witnessedSeq: row.3, witnessedHash: row.4, witnessedAt: row.5)
+            }
+            return nil
+        }
+    }
+
+    public func advanceChain(sessionID: String, owner: String, seq: Int, hash: String?, problem: String?) async throws {
+        _ = try await count("update a session's chain", """
+            UPDATE sessions SET chain_seq = \(seq), chain_hash = \(hash), chain_problem = coalesce(chain_problem, \(problem))
+            WHERE owner = \(owner) AND id = \(sessionID) RETURNING 1
+            """)
+    }
+
+    public func witness(sessionID: String, owner: String, seq: Int, hash: String, at time: String) async throws -> Bool {
+        let raised = try await count("record a witnessed head", """
+            UPDATE sessions SET witnessed_seq = \(seq), witnessed_hash = \(hash), witnessed_at = \(time)
+            WHERE owner = \(owner) AND id = \(sessionID) AND (witnessed_seq IS NULL OR witnessed_seq < \(seq)) RETURNING 1
+            """)
+        if raised > 0 { return true }
+        return try await !ownedSessions([sessionID], owner: owner).isEmpty
     }
 
     public func close() async {

@@ -125,6 +125,16 @@ public final class SQLiteBrokerStore: BrokerStore {
                 );
                 """)
         }
+        migrator.registerMigration("v4: audit hash chain") { db in
+            try db.execute(sql: """
+                ALTER TABLE sessions ADD COLUMN chain_seq INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE sessions ADD COLUMN chain_hash TEXT;
+                ALTER TABLE sessions ADD COLUMN chain_problem TEXT;
+                ALTER TABLE sessions ADD COLUMN witnessed_seq INTEGER;
+                ALTER TABLE sessions ADD COLUMN witnessed_hash TEXT;
+                ALTER TABLE sessions ADD COLUMN witnessed_at TEXT;
+                """)
+        }
         do {
             try migrator.migrate(pool)
         } catch {
@@ -300,6 +310,37 @@ public final class SQLiteBrokerStore: BrokerStore {
                               startedAt: $0["started_at"], lastSeenAt: $0["last_seen_at"], endedAt: $0["ended_at"],
                               exitCode: $0["exit_code"])
             }
+        }
+    }
+
+    public func chainState(sessionID: String, owner: String?) async throws -> BrokerChainState? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT chain_seq, chain_hash, chain_problem, witnessed_seq, witnessed_hash, witnessed_at FROM sessions
+                WHERE id = ? AND (? IS NULL OR owner = ?) ORDER BY owner LIMIT 1
+                """, arguments: [sessionID, owner, owner]).map {
+                BrokerChainState(seq: $0[0], hash: $0[1], problem: $0[2], witnessedSeq: $0[3], witnessedHash: $0[4], witnessedAt: $0[5])
+            }
+        }
+    }
+
+    public func advanceChain(sessionID: String, owner: String, seq: Int, hash: String?, problem: String?) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE sessions SET chain_seq = ?, chain_hash = ?, chain_problem = coalesce(chain_problem, ?)
+                WHERE owner = ? AND id = ?
+                """, arguments: [seq, hash, problem, owner, sessionID])
+        }
+    }
+
+    public func witness(sessionID: String, owner: String, seq: Int, hash: String, at time: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE sessions SET witnessed_seq = ?, witnessed_hash = ?, witnessed_at = ?
+                WHERE owner = ? AND id = ? AND (witnessed_seq IS NULL OR witnessed_seq < ?)
+                """, arguments: [seq, hash, time, owner, sessionID, seq])
+            if db.changesCount > 0 { return true }
+            return try Bool.fetchOne(db, sql: "SELECT 1 FROM sessions WHERE owner = ? AND id = ?", arguments: [owner, sessionID]) != nil
         }
     }
 

@@ -21,6 +21,38 @@ public enum UTCTime {
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
+    /// Milliseconds since 1970 of a time in this form (`YYYY-MM-DDTHH:MM:SS[.fff]Z`); nil for
+    /// any other text. `timegm` is libc's inverse of `gmtime_r`.
+    public static func epochMilliseconds(_ text: String) -> Int64? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for index in range {
+                guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { return nil }
+                value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
+        var milliseconds = 0
+        if bytes[19] == UInt8(ascii: ".") {
+            guard bytes.count == 24, let fraction = number(20..<23) else { return nil }
+            milliseconds = fraction
+        } else if bytes.count != 20 {
+            return nil
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        return Int64(timegm(&parts)) * 1000 + Int64(milliseconds)
+    }
+
     /// Formats seconds since 1970 (an OAuth `exp`, say), to the millisecond.
     public static func format(epochSeconds: Double) -> String {
         format(epochMilliseconds: Int64((epochSeconds * 1000).rounded()))

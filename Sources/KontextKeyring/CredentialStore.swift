@@ -7,6 +7,9 @@ public enum CredentialKind: String, Sendable {
     /// A login (`kontext login`): refresh and access tokens with the ID token's claims, as
     /// JSON, keyed by issuer and client id.
     case oidcSession = "oidc-session"
+    /// The Ed25519 private key that signs audit checkpoints (SPEC section 12), base64, keyed
+    /// `default`; made on first use.
+    case auditSigningKey = "audit-signing-key"
 }
 
 /// Where secrets live: the OS keyring by default (SPEC section 3, `KONTEXT_KEYRING`).

@@ -79,7 +79,7 @@ public struct AuthorizationCodeLogin: Sendable {
             + query.map { formEncode($0.0) + "=" + formEncode($0.1) }.joined(separator: "&")
         // The endpoint comes from the issuer's metadata: printed as text only.
         let shownURL = sanitized(url, limit: 8192)
-        if openBrowser, launchBrowser(url) {
+        if openBrowser, openInBrowser(url, environment: environment) {
             printError("kontext: opened your browser to sign in to \(metadata.issuer); if it did not open, visit:\n  \(shownURL)")
         } else {
             printError("kontext: to sign in to \(metadata.issuer), open this URL in a browser on this machine:\n  \(shownURL)")
@@ -115,24 +115,6 @@ public struct AuthorizationCodeLogin: Sendable {
         }
         return LoginResult(tokens: tokens, identity: try await validateIdentity(tokens, nonce: nonce,
                                                                              settings: settings, metadata: metadata))
-    }
-
-    /// `$BROWSER` (the first of its colon-separated commands; `%s` stands for the URL) or
-    /// `xdg-open`. The browser is not waited for: it may be the very thing that answers.
-    func launchBrowser(_ url: String) -> Bool {
-        var command: [String]
-        if let browser = environment["BROWSER"]?.split(separator: ":").first.map(String.init), !browser.isEmpty {
-            let words = browser.split(separator: " ").map(String.init)
-            command = words.contains("%s") ? words.map { $0 == "%s" ? url : $0 } : words + [url]
-        } else {
-            command = ["xdg-open", url]
-        }
-        guard let program = ChildProcess.locate(command[0], path: environment["PATH"]) else { return false }
-        let child = ChildProcess(executable: program, arguments: Array(command.dropFirst()),
-                                 environment: environment.map { (key: $0.key, value: $0.value) })
-        guard let pid = try? child.spawn() else { return false }
-        startThread { _ = ChildProcess.wait(for: pid) }
-        return true
     }
 }
 

@@ -80,7 +80,7 @@ public enum AgentSession {
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
         let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
-        let writer = AuditWriter(store: store)
+        let writer = sessionAuditWriter(store: store, identity: identity, settings: settings)
         defer { writer.close() }
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
         let session = SessionInfo(id: sessionID, agent: agentLabel, actor: identity.actor, host: hostName(), cwd: projectDirectory)
@@ -90,6 +90,7 @@ public enum AgentSession {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
+        let exporter = AuditUpload.exporter(settings: settings, store: store)
         let organisation = await OrganisationPolicy.load(settings: settings, identity: identity)
         var evaluator = PolicyEvaluator(layers: PolicyLayers(organisation?.inserted(into: layers) ?? layers),
                                         secretGuard: SecretGuard(secrets: resolution.secrets + ownSecrets))
@@ -141,8 +142,10 @@ public enum AgentSession {
         } catch {
             sidecar.stop()
             await stopProxy()
+            writer.seal(sessionID: sessionID)
             try? store.endSession(id: sessionID, exitCode: nil)
             await finishShipping(shipper, settings: settings)
+            await AuditUpload.finishExport(exporter, settings: settings)
             throw error
         }
         sidecar.stop()
@@ -151,8 +154,10 @@ public enum AgentSession {
             printError("kontext: warning: \(HookHandler.hooksMissingReason) (recorded in the audit)")
             try handler.recordHooksMissing()
         }
+        writer.seal(sessionID: sessionID)
         try store.endSession(id: sessionID, exitCode: status)
         await finishShipping(shipper, settings: settings)
+        await AuditUpload.finishExport(exporter, settings: settings)
         return status
     }
 
@@ -178,10 +183,14 @@ public enum AgentSession {
     static func finishShipping(_ shipper: BackgroundShipper?, settings: Settings) async {
         guard let shipper else { return }
         let (unsent, problem) = await shipper.finish(within: 5)
-        if unsent > 0 {
-            printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet sent to \(settings.auditURL ?? "the audit backend")"
-                       + (problem.map { " (\($0))" } ?? "") + "; the next kontext command will send them")
-        }
+        reportUnsent(unsent, "sent to", settings.auditURL ?? "the audit backend", problem)
+    }
+
+    /// The note for events a session leaves for the next kontext command to send.
+    static func reportUnsent(_ unsent: Int, _ verb: String, _ destination: String, _ problem: String?) {
+        guard unsent > 0 else { return }
+        printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") not yet \(verb) \(destination)"
+                   + (problem.map { " (\($0))" } ?? "") + "; the next kontext command will send them")
     }
 
     /// The `kontext` front beside this binary answers hooks fastest; without one, this binary.

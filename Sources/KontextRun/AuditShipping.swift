@@ -27,6 +27,7 @@ public enum AuditUpload {
     /// those sessions were recorded for. Quiet unless something remains unsent, and never
     /// fails the command it rides on.
     public static func sendBacklog(settings: Settings, within seconds: Double = 10) async {
+        await exportBacklog(settings: settings, within: seconds)
         // A CI job keeps no store between commands, so it has no backlog.
         guard let url = settings.auditURL, case .remote = Mode.detect(settings) else { return }
         let path = AuditStore.defaultPath(environment: settings.environment)
@@ -44,6 +45,39 @@ public enum AuditUpload {
         let unsent = shipper.pendingCount()
         if unsent > 0 {
             printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") still unsent to \(url)\(problem.map { " (\($0))" } ?? ""); kontext will try again")
+        }
+    }
+}
+
+extension AuditUpload {
+    /// The OpenTelemetry exporter of this run's store, nil when no collector is configured.
+    static func exporter(settings: Settings, store: AuditStore) -> BackgroundExporter? {
+        guard let otlp = settings.otlp else { return nil }
+        // Fixes where a new endpoint starts now, before this run's first event.
+        _ = try? store.otlpPosition(endpoint: otlp.logsURL)
+        let exporter = BackgroundExporter(exporter: OTLPExporter(store: store, settings: otlp, http: HTTPClient(settings: settings)))
+        exporter.start()
+        return exporter
+    }
+
+    /// Exports what is left (a few seconds at most); the rest goes with the next command.
+    static func finishExport(_ exporter: BackgroundExporter?, settings: Settings) async {
+        guard let exporter else { return }
+        let (unsent, problem) = await exporter.finish(within: 5)
+        AgentSession.reportUnsent(unsent, "exported to", settings.otlp?.logsURL ?? "the OpenTelemetry collector", problem)
+    }
+
+    /// Events an earlier run recorded but could not export, sent by the next command.
+    static func exportBacklog(settings: Settings, within seconds: Double) async {
+        guard let otlp = settings.otlp else { return }
+        let path = AuditStore.defaultPath(environment: settings.environment)
+        guard AuditStore.exists(path: path), let store = try? AuditStore(path: path) else { return }
+        let exporter = OTLPExporter(store: store, settings: otlp, http: HTTPClient(settings: settings))
+        guard exporter.pendingCount() > 0 else { return }
+        let problem = await exporter.exportPending(within: seconds)
+        let unsent = exporter.pendingCount()
+        if unsent > 0 {
+            printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") still not exported to \(otlp.logsURL)\(problem.map { " (\($0))" } ?? ""); kontext will try again")
         }
     }
 }

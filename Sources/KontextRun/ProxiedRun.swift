@@ -24,7 +24,7 @@ public enum ProxiedRun {
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
         let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
-        let writer = AuditWriter(store: store)
+        let writer = sessionAuditWriter(store: store, identity: identity, settings: settings)
         defer { writer.close() }
         let session = EgressSession(id: sessionID, agent: "run", actor: identity.actor, host: hostName(), cwd: project.directory)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: "run", actor: session.actor, host: session.host,
@@ -33,6 +33,7 @@ public enum ProxiedRun {
         let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
+        let exporter = AuditUpload.exporter(settings: settings, store: store)
         let proxy: ProxyLaunch
         do {
             proxy = try await ProxyLaunch.start(
@@ -41,8 +42,10 @@ public enum ProxiedRun {
                 evaluator: PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets)),
                 mode: mode, session: session, writer: writer)
         } catch {
+            writer.seal(sessionID: sessionID)
             try? store.endSession(id: sessionID, exitCode: nil)
             await AgentSession.finishShipping(shipper, settings: settings)
+            await AuditUpload.finishExport(exporter, settings: settings)
             throw error
         }
         let child = ChildProcess(executable: program, arguments: arguments, environment: childEnvironment(
@@ -57,8 +60,10 @@ public enum ProxiedRun {
             failure = error
         }
         await proxy.stop()
+        writer.seal(sessionID: sessionID)
         try store.endSession(id: sessionID, exitCode: status)
         await AgentSession.finishShipping(shipper, settings: settings)
+        await AuditUpload.finishExport(exporter, settings: settings)
         if let failure { throw failure }
         return status ?? 0
     }

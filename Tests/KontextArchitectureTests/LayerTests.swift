@@ -119,7 +119,7 @@ enum LayerRule {
         "TOMLKit": ["KontextPolicy", "KontextRun", "KontextBrokerService", "KontextHostBindings"],
         "GRDB": ["KontextAudit", "KontextBrokerStore"],
         "JWTKit": ["KontextTrust"],
-        "Crypto": ["KontextConsent", "KontextOIDC", "KontextBrokerStore", "KontextProxy"],
+        "Crypto": ["KontextAudit", "KontextConsent", "KontextOIDC", "KontextBrokerStore", "KontextProxy"],
         "Hummingbird": ["KontextBroker", "KontextBrokerService"],
         "ServiceLifecycle": ["KontextBroker"],
         "UnixSignals": ["KontextBroker", "KontextBrokerService"],

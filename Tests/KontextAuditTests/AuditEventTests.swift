@@ -8,8 +8,8 @@ import Testing
         let members = try #require(event.json.objectValue)
         #expect(members.map(\.0) == [
             "id", "session_id", "seq", "time", "agent", "event", "tool_name", "tool_input",
-            "tool_response", "decision", "actor", "host", "cwd",
-        ])
+            "tool_response", "decision", "actor", "host", "cwd", "prev_hash", "hash",
+        ], "SPEC section 7's keys, grown by exactly the chain's two (section 12)")
         #expect(members.map(\.0) == AuditEvent.keys)
         let decision = try #require(event.json["decision"]?.objectValue)
         #expect(decision.map(\.0) == ["outcome", "reason", "rule", "enforced"])

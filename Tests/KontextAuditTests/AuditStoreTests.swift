@@ -16,6 +16,8 @@ import Testing
         #expect(stored.seq == 1)
         var expected = event
         expected.seq = 1
+        expected.prevHash = AuditChain.genesis(sessionID: "sess-1", start: event.time)
+        expected.hash = AuditChain.hash(of: expected.json)
         #expect(stored == expected)
 
         let read = try #require(try store.event(id: event.id))

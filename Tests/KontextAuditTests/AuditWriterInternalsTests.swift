@@ -9,7 +9,13 @@ import Testing
         let prepared = PreparedEvent(event)
         for seq in [1, 9, 10, 123_456_789] {
             event.seq = seq
-            #expect(prepared.jsonText(seq: seq) == event.json.serialized)
+            event.prevHash = seq == 1 ? nil : String(repeating: "ab", count: 32)
+            event.hash = nil
+            // The spliced canonical text hashes to what hashing the whole object gives.
+            let hash = prepared.hash(seq: seq, prevHash: event.prevHash)
+            #expect(hash == AuditChain.hash(of: event.json))
+            event.hash = hash
+            #expect(prepared.jsonText(seq: seq, prevHash: event.prevHash, hash: hash) == event.json.serialized)
         }
     }
 

@@ -80,8 +80,29 @@ func exportedEvents(_ sandbox: Sandbox, environment: [String: String] = [:]) thr
     }
 }
 
+extension Sandbox {
+    /// A provider credential in the keyring behind `GITHUB_TOKEN` in `.env.kontext`, and a
+    /// project policy whose rule `no-writes` denies `touch`: the (service, secret).
+    func guardedProject(_ label: String) throws -> (service: String, secret: String) {
+        let service = "github-\(UUID().uuidString.prefix(6).lowercased())"
+        let secret = TestSupport.secret(label)
+        #expect(try kontext(["provider", "add", service], stdin: secret).status == 0)
+        write(".env.kontext", "GITHUB_TOKEN=<<kontext:\(service)>>\nLOG_LEVEL=debug\n")
+        try FileManager.default.createDirectory(at: workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
+        write(".kontext/policy.toml", """
+            [[rule]]
+            id = "no-writes"
+            tool = "Bash"
+            command = "touch *"
+            decision = "deny"
+            reason = "agents may not create files here"
+            """)
+        return (service, secret)
+    }
+}
+
 let specEventKeys: Set<String> = ["id", "session_id", "seq", "time", "agent", "event", "tool_name", "tool_input",
-                                  "tool_response", "decision", "actor", "host", "cwd"]
+                                  "tool_response", "decision", "actor", "host", "cwd", "prev_hash", "hash"]
 
 @Suite(.enabled(if: ClaudeCode.available, "needs the claude binary (KONTEXT_CLAUDE_BIN) and a keyring: run scripts/test"))
 struct ClaudeEndToEndTests {
@@ -99,19 +120,7 @@ struct ClaudeEndToEndTests {
     /// hash comes back), then a call the policy denies.
     func runScenario(mode: String) throws -> Outcome {
         let sandbox = Sandbox("claude-\(mode)")
-        let service = "github-\(UUID().uuidString.prefix(6).lowercased())"
-        let secret = TestSupport.secret("claude-\(mode)")
-        #expect(try sandbox.kontext(["provider", "add", service], stdin: secret).status == 0)
-        sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:\(service)>>\nLOG_LEVEL=debug\n")
-        try FileManager.default.createDirectory(at: sandbox.workingDirectory.appendingPathComponent(".kontext"), withIntermediateDirectories: true)
-        sandbox.write(".kontext/policy.toml", """
-            [[rule]]
-            id = "no-writes"
-            tool = "Bash"
-            command = "touch *"
-            decision = "deny"
-            reason = "agents may not create files here"
-            """)
+        let (_, secret) = try sandbox.guardedProject("claude-\(mode)")
         let marker = sandbox.workingDirectory.appendingPathComponent("touched-by-agent")
         let server = try ScriptedModelServer(.messages, script: """
             [{"tool_use": {"name": "Bash", "input": {"command": "printf %s \\"$GITHUB_TOKEN\\" | sha256sum", "description": "hash the token"}}},

@@ -198,7 +198,8 @@ final class ServedBroker: @unchecked Sendable {
         let token = try f.issuer.text("/mint?audience=kontext")
         let answer = try getJSON(f.broker.baseURL + "/v1/audit/events?session_id=\(sessionID)", bearer: token)
         let events = try #require(answer["events"] as? [[String: Any]], "\(answer)")
-        #expect(events.count == 3)
+        // The three calls and the run's final checkpoint (SPEC section 12), which seals the chain.
+        #expect(events.map { $0["event"] as? String } == ["pre-tool", "pre-tool", "pre-tool", "checkpoint"])
         #expect(events.compactMap { ($0["tool_input"] as? [String: Any])?["command"] as? String } == (1...3).map { "make deploy-\($0)" })
         // The broker stores the authenticated principal as the actor, and what the job claimed beside it.
         for event in events {

@@ -498,7 +498,8 @@ struct AuditShippingTests {
         // The identity and backend it was recorded under: exactly that session arrives.
         #expect(try user.kontext(["whoami"], extra: ["KONTEXT_AUDIT_URL": backendA.baseURL]).status == 0)
         let atA = try received(backendA)
-        #expect(atA.events.count == 3, "\(atA.events.count) events at backend A")
+        // Its three calls and its final checkpoint.
+        #expect(atA.events.count == 4, "\(atA.events.count) events at backend A")
         #expect(atA.sessions.count == 1)
         #expect(atA.events.allSatisfy { ($0["actor"] as? [String: Any])?["sub"] as? String == "bob" })
         #expect(Set(atA.events.compactMap { $0["session_id"] as? String }) == Set(atA.sessions.keys))
@@ -563,11 +564,13 @@ struct AuditShippingTests {
         // Any command sends what is left.
         #expect(try user.kontext(["whoami"]).status == 0)
 
+        // 40 calls, and the final checkpoint of the session that ended (the killed one has none).
         let local = try exportedEvents(user.sandbox, environment: user.environment)
-        #expect(local.count == 40)
+        #expect(local.count == 41)
+        #expect(local.filter { $0["event"] as? String == "checkpoint" }.count == 1)
         let received = try #require(try backend.getJSON("/control/events") as? [String: Any])
         let events = try #require(received["events"] as? [[String: Any]])
-        #expect(events.count == 40, "every event arrived once after de-duplication")
+        #expect(events.count == 41, "every event arrived once after de-duplication")
         #expect(Set(events.compactMap { $0["id"] as? String }) == Set(local.compactMap { $0["id"] as? String }))
         for event in events {
             #expect(Set(event.keys) == specEventKeys)

@@ -11,7 +11,7 @@ struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Read the local audit store.",
-        subcommands: [Sessions.self, Tail.self, Show.self, Export.self])
+        subcommands: [Sessions.self, Tail.self, Show.self, Export.self, Verify.self, Key.self, UI.self])
 
     static func openStore(_ context: CommandContext) throws -> AuditStore {
         try AuditStore(environment: context.settings().environment)
