@@ -128,7 +128,7 @@ public struct CodexAdapter: AgentAdapter {
     /// backspace, form feed, newline, return and tab, `\u00xx` for other control characters,
     /// everything else (DEL and non-ASCII included) as is.
     static func serdeString(_ text: String) -> String {
-        escaped(text, extra: { _ in nil })
+        escaped(text)
     }
 
     /// A TOML basic string: as JSON's, with DEL escaped too (TOML forbids it raw).
@@ -136,24 +136,9 @@ public struct CodexAdapter: AgentAdapter {
         escaped(text, extra: { $0 == 0x7f ? "\\u007f" : nil })
     }
 
-    private static func escaped(_ text: String, extra: (UInt32) -> String?) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0x22: out += "\\\""
-            case 0x5c: out += "\\\\"
-            case 0x08: out += "\\b"
-            case 0x0c: out += "\\f"
-            case 0x0a: out += "\\n"
-            case 0x0d: out += "\\r"
-            case 0x09: out += "\\t"
-            case 0..<0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                if let replacement = extra(scalar.value) { out += replacement } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
+    private static func escaped(_ text: String, extra: ((UInt32) -> String?)? = nil) -> String {
+        var out = ""
+        JSONValue.writeCanonicalString(text, to: &out, extra: extra)
+        return out
     }
 }

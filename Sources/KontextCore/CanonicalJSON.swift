@@ -45,8 +45,9 @@ extension JSONValue {
     }
 
     /// RFC 8785 section 3.2.2.2: `"` and `\` escaped, control characters as `\b \t \n \f \r`
-    /// or `\u00xx` (lowercase hex), everything else as it is.
-    public static func writeCanonicalString(_ s: String, to out: inout String) {
+    /// or `\u00xx` (lowercase hex), everything else as it is — serde_json's output too. `extra`
+    /// may escape more scalars (TOML's basic strings forbid a raw DEL).
+    public static func writeCanonicalString(_ s: String, to out: inout String, extra: ((UInt32) -> String?)? = nil) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar.value {
@@ -61,7 +62,7 @@ extension JSONValue {
                 let hex = String(scalar.value, radix: 16)
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default:
-                out.unicodeScalars.append(scalar)
+                if let extra, let replacement = extra(scalar.value) { out += replacement } else { out.unicodeScalars.append(scalar) }
             }
         }
         out += "\""

@@ -135,7 +135,10 @@ public func runProcess(_ process: Process, stdin: String?, timeout: TimeInterval
     process.standardError = errPipe
     process.standardInput = inPipe
     try process.run()
-    // A child may exit without reading its input (a refused argument): EPIPE is not an error here.
+    // A child may exit without reading its input (a refused argument): EPIPE is not an error
+    // here, and SIGPIPE (the default, which nothing in the test process changes) would end the
+    // whole test run (seen: "exited with unexpected signal code 13").
+    signal(SIGPIPE, SIG_IGN)
     if let stdin { try? inPipe.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
     try? inPipe.fileHandleForWriting.close()
     let group = DispatchGroup()
