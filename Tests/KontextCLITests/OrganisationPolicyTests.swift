@@ -210,9 +210,10 @@ struct OrganisationPolicyTests {
         f.broker.process.terminate()
         f.broker.process.waitUntilExit()
         Thread.sleep(forTimeInterval: 3)
-        _ = try f.replica("restarted", listen: String(f.broker.baseURL.dropFirst("http://".count)))
+        let restarted = try f.replica("restarted", listen: String(f.broker.baseURL.dropFirst("http://".count)))
         let late = try carol.kontext(["approve", id, "--remote"])
         #expect(late.status != 0 && late.stderr.contains("expired"), "\(late.stderr)")
+        #expect(restarted.baseURL == f.broker.baseURL)
     }
 
     /// Two replicas on one PostgreSQL: the session's calls go to A, the approver approves at
