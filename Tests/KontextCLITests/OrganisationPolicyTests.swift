@@ -22,6 +22,13 @@ struct OrganisationPolicyTests {
             try ServedBroker(config: config.path, database: database, environment: environment,
                              log: scratch.appendingPathComponent("broker-\(name).log"), listen: listen)
         }
+
+        /// Stops the fixture's broker and starts it again at the same address on the same database.
+        func restartBroker() throws -> ServedBroker {
+            broker.process.terminate()
+            broker.process.waitUntilExit()
+            return try replica("restarted", listen: String(broker.baseURL.dropFirst("http://".count)))
+        }
     }
 
     /// Three users of three device-flow issuers (bob, carol, dave) with JWT access tokens,
@@ -173,29 +180,37 @@ struct OrganisationPolicyTests {
         try String(contentsOf: directory.appendingPathComponent("answer-\(index).json"), encoding: .utf8)
     }
 
-    /// The broker keeps approvals in its database: one opened before a restart is approved
-    /// after it, and the agent's retry goes through once.
-    @Test func anOrganisationApprovalOutlivesABrokerRestart() throws {
-        let f = try fixture("org-approval-restart")
-        let bob = try user(f, "bob"), carol = try user(f, "carol")
+    /// Bob's session makes the same destructive call three times. After the first is denied,
+    /// `meanwhile` runs (a broker restart, say) and carol approves through her broker; the
+    /// second call must pass and the third be denied with a new approval. Returns the id.
+    func expectApprovedCallPassesOnce(_ bob: RemoteUser, approver carol: RemoteUser, meanwhile: () throws -> Void = {},
+                                      sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         let (run, directory) = session(bob, commands: ["rm -rf build", "rm -rf build", "rm -rf build"], waits: [1])
         let go = directory.appendingPathComponent("go-1")
         defer { try? "".write(to: go, atomically: true, encoding: .utf8) }
         let finished = inBackground(run)
         let id = try eventually("the denial") { (try? answer(directory, 0)).flatMap { approvalIDs(in: $0).first } }
-
-        f.broker.process.terminate()
-        f.broker.process.waitUntilExit()
-        let restarted = try f.replica("restarted", listen: String(f.broker.baseURL.dropFirst("http://".count)))
-        #expect(restarted.baseURL == f.broker.baseURL)
+        try meanwhile()
         let approved = try carol.kontext(["approve", id, "--remote"])
-        #expect(approved.status == 0 && approved.stderr.contains("approved \(id) at the broker"), "\(approved.stderr)")
+        #expect(approved.status == 0 && approved.stderr.contains("approved \(id) at the broker"), "\(approved.stderr)",
+                sourceLocation: sourceLocation)
         try "".write(to: go, atomically: true, encoding: .utf8)
-        #expect(try finished().status == 0)
+        #expect(try finished().status == 0, sourceLocation: sourceLocation)
         let retry = try answer(directory, 1)
-        #expect(retry.contains("\"allow\"") && retry.contains("approved by broker:user:"), "\(retry)")
+        #expect(retry.contains("\"allow\"") && retry.contains("approved by broker:user:"), "\(retry)", sourceLocation: sourceLocation)
         let third = try answer(directory, 2)
-        #expect(third.contains("\"deny\"") && !approvalIDs(in: third).contains(id), "single use: \(third)")
+        #expect(third.contains("\"deny\"") && !approvalIDs(in: third).contains(id), "single use: \(third)", sourceLocation: sourceLocation)
+        return id
+    }
+
+    /// The broker keeps approvals in its database: one opened before a restart is approved
+    /// after it, and the agent's retry goes through once.
+    @Test func anOrganisationApprovalOutlivesABrokerRestart() throws {
+        let f = try fixture("org-approval-restart")
+        let bob = try user(f, "bob"), carol = try user(f, "carol")
+        var restarted: ServedBroker?
+        _ = try expectApprovedCallPassesOnce(bob, approver: carol) { restarted = try f.restartBroker() }
+        #expect(restarted?.baseURL == f.broker.baseURL)
     }
 
     /// With the broker's database shared, an approval expired before a restart stays refused after it.
@@ -207,10 +222,8 @@ struct OrganisationPolicyTests {
         let (run, directory) = session(bob, commands: ["rm -rf build"])
         #expect(try run().status == 0)
         let id = try #require(approvalIDs(in: try answer(directory, 0)).first)
-        f.broker.process.terminate()
-        f.broker.process.waitUntilExit()
         Thread.sleep(forTimeInterval: 3)
-        let restarted = try f.replica("restarted", listen: String(f.broker.baseURL.dropFirst("http://".count)))
+        let restarted = try f.restartBroker()
         let late = try carol.kontext(["approve", id, "--remote"])
         #expect(late.status != 0 && late.stderr.contains("expired"), "\(late.stderr)")
         #expect(restarted.baseURL == f.broker.baseURL)
@@ -222,19 +235,7 @@ struct OrganisationPolicyTests {
         let f = try fixture("org-approval-replicas", database: try TestSupport.makePostgresDatabase())
         let b = try f.replica("b")
         let bob = try user(f, "bob"), carol = try user(f, "carol", broker: b)
-        let (run, directory) = session(bob, commands: ["rm -rf build", "rm -rf build", "rm -rf build"], waits: [1])
-        let go = directory.appendingPathComponent("go-1")
-        defer { try? "".write(to: go, atomically: true, encoding: .utf8) }
-        let finished = inBackground(run)
-        let id = try eventually("the denial") { (try? answer(directory, 0)).flatMap { approvalIDs(in: $0).first } }
-        let approved = try carol.kontext(["approve", id, "--remote"])
-        #expect(approved.status == 0 && approved.stderr.contains("approved \(id) at the broker"), "\(approved.stderr)")
-        try "".write(to: go, atomically: true, encoding: .utf8)
-        #expect(try finished().status == 0)
-        let retry = try answer(directory, 1)
-        #expect(retry.contains("\"allow\"") && retry.contains("approved by broker:user:"), "\(retry)")
-        let third = try answer(directory, 2)
-        #expect(third.contains("\"deny\"") && !approvalIDs(in: third).contains(id), "single use: \(third)")
+        let id = try expectApprovedCallPassesOnce(bob, approver: carol)
         // Used at the broker too: approving it again is refused at either replica.
         let again = try carol.kontext(["approve", id, "--remote"])
         #expect(again.status != 0 && again.stderr.contains("already used"), "\(again.stderr)")
