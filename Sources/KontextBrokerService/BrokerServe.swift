@@ -93,7 +93,7 @@ public enum BrokerServe {
             service.boundHosts[binding.service] = BoundHosts(hosts: binding.hosts, headers: binding.headers)
         }
         let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, logger: logger)
-        let policy = PolicyAPI(policy: config.policy, approvers: config.approvers, verifier: mapper, logger: logger)
+        let policy = PolicyAPI(policy: config.policy, approvers: config.approvers, verifier: mapper, store: store, logger: logger)
         let server: BrokerServer
         do {
             let limits = BrokerLimits(idleTimeout: .seconds(config.limits.idleTimeout),

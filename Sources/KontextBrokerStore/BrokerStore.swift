@@ -140,7 +140,7 @@ public struct IngestedEvent: Sendable, Equatable {
 
 /// Everything the self-hosted broker keeps, in one database that several replicas may share:
 /// nothing here is cached between calls.
-public protocol BrokerStore: Sendable {
+public protocol BrokerStore: OrganisationApprovalStore {
     /// Creates or upgrades the schema; safe to run from several replicas at once.
     func migrate() async throws
 

@@ -136,6 +136,9 @@ public final class PostgresBrokerStore: BrokerStore {
                 ADD COLUMN witnessed_at TEXT
             """,
         ]),
+        // Organisation approvals. Numbered after their issue (#14), so steps added on other
+        // branches at the same time never share a number; steps run in this list's order.
+        (14, approvalStatements),
     ]
 
     /// Replicas starting together serialise on an advisory lock, so each migration runs once.
@@ -203,7 +206,7 @@ public final class PostgresBrokerStore: BrokerStore {
     }
 
     /// A read under the deadline, its failures worded for a person.
-    private func rows<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
+    func rows<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
         let (client, logger) = (self.client, self.logger)
         do {
             return try await withDeadline(what) { try await body(client, logger) }
@@ -215,7 +218,7 @@ public final class PostgresBrokerStore: BrokerStore {
     }
 
     /// Runs a statement and counts the rows it returned (`RETURNING 1` counts changed rows).
-    private func count(_ what: String, _ query: PostgresQuery) async throws -> Int {
+    func count(_ what: String, _ query: PostgresQuery) async throws -> Int {
         try await rows(what) { client, logger in
             var rows = 0
             for try await _ in try await client.query(query, logger: logger) { rows += 1 }

@@ -9,7 +9,7 @@ import KontextCore
 /// several replicas need PostgreSQL.
 public final class SQLiteBrokerStore: BrokerStore {
     public let path: String
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     public init(path: String) throws {
         self.path = path
@@ -135,6 +135,7 @@ public final class SQLiteBrokerStore: BrokerStore {
                 ALTER TABLE sessions ADD COLUMN witnessed_at TEXT;
                 """)
         }
+        Self.registerApprovalMigration(&migrator)
         do {
             try migrator.migrate(pool)
         } catch {

@@ -187,12 +187,26 @@ struct BrokerApprovals: RemoteApprovals {
         }
     }
 
-    func decision(of id: String) -> (approved: Bool, by: String)? {
+    func decision(of approval: Approval) -> (approved: Bool, by: String)? {
+        let path = "/v1/approvals/" + approval.id
         guard case .success(let document) = waitFor({ [self] in
-            await BrokerCall.send("GET", "/v1/approvals/" + id, base: base, bearer: bearer, http: http, timeout: 5)
-        }), let state = document["state"]?.stringValue, state == "approved" || state == "denied",
-              let by = document["decided_by"]?.stringValue else { return nil }
-        return (state == "approved", by)
+            await BrokerCall.send("GET", path, base: base, bearer: bearer, http: http, timeout: 5)
+        }), let state = document["state"]?.stringValue, let by = document["decided_by"]?.stringValue else { return nil }
+        switch state {
+        case "denied":
+            return (false, by)
+        case "approved":
+            // Used at the broker first: one conditional update there, so of several attempts
+            // (other replicas, other processes with this login) exactly one gets it.
+            let call = JSONValue.object([("session_id", .string(approval.sessionID)), ("tool_name", .string(approval.toolName)),
+                                         ("input", .string(approval.input))])
+            guard case .success(let used) = waitFor({ [self] in
+                await BrokerCall.send("POST", path + "/use", body: call, base: base, bearer: bearer, http: http, timeout: 5)
+            }), used["state"]?.stringValue == "used" else { return nil }
+            return (true, by)
+        default:
+            return nil
+        }
     }
 
     /// For the session's sidecar threads (never the cooperative pool's): blocks until done.

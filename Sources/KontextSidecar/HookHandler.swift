@@ -38,13 +38,16 @@ public struct SessionInfo: Sendable {
 
 /// The organisation's approvals at the broker (SPEC section 12): the session registers each
 /// approval it opens, so that a principal in broker.toml's `approvers` can decide it, and
-/// asks for the decision when the agent retries. Blocking calls, made on the sidecar's
-/// own threads.
+/// asks for the decision when the agent retries; an approved one is used at the broker, so
+/// it lets one call through however many processes or broker replicas take part. Blocking
+/// calls, made on the sidecar's own threads.
 public protocol RemoteApprovals: Sendable {
     /// nil when registered; otherwise why not (the approval then stays local only).
     func register(_ approval: Approval) -> String?
-    /// The broker's decision: (approved, by whom), or nil while none (or unreachable).
-    func decision(of id: String) -> (approved: Bool, by: String)?
+    /// The broker's decision on `approval`: denied, or approved and now used at the broker
+    /// (by whom either way); nil while there is none, when the broker cannot be reached, or
+    /// when the broker would not let this call use it (already used, expired).
+    func decision(of approval: Approval) -> (approved: Bool, by: String)?
 }
 
 /// Where a session's `approve` decisions go (SPEC section 12).
@@ -201,7 +204,7 @@ public struct HookHandler: Sendable {
             if let remote = approvals.remote, case .pending(let approval, let isNew) = lookup {
                 if isNew {
                     if let problem = remote.register(approval) { remoteNote = " (the broker was not told: \(problem))" }
-                } else if let decision = remote.decision(of: approval.id),
+                } else if let decision = remote.decision(of: approval),
                           case .decided(let decided) = try approvals.store.decide(id: approval.id, approve: decision.approved,
                                                                                    by: "broker:" + decision.by, terminal: nil,
                                                                                    ttl: approvals.ttl) {

@@ -115,22 +115,6 @@ extension BrokerSetup {
     func user(_ sub: String) -> String { userPrincipal(idp.issuer, sub) }
 }
 
-/// A database of its own on scripts/with-postgres's server, for one test.
-func makePostgresDatabase() throws -> String {
-    let environment = ProcessInfo.processInfo.environment
-    guard let url = environment["KONTEXT_TEST_POSTGRES_URL"], let bindir = environment["KONTEXT_TEST_PG_BINDIR"] else {
-        throw TestFailure("KONTEXT_TEST_POSTGRES_URL is not set: run the suite through scripts/test (scripts/with-postgres)")
-    }
-    let name = "kontext_test_" + String(UUID().uuidString.prefix(8)).lowercased()
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: bindir + "/psql")
-    process.arguments = [url, "-c", "CREATE DATABASE \(name)"]
-    process.environment = environment
-    let created = try runProcess(process, stdin: nil, timeout: 60)
-    guard created.status == 0 else { throw TestFailure("cannot create database \(name): \(created.stderr)") }
-    return url.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
-}
-
 /// A plain TCP connection to a served broker, for what HTTPClient cannot do: half a
 /// request, or reading the response headers.
 final class RawConnection {

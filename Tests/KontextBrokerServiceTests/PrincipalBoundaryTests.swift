@@ -41,7 +41,7 @@ import Testing
 
     @Test(arguments: ["sqlite", "postgres"])
     func auditEventsGoOnlyIntoThePostersOwnSessionsUnderItsOwnName(store: String) async throws {
-        let setup = try await BrokerSetup.make("audit-owner-\(store)", database: store == "postgres" ? try makePostgresDatabase() : nil)
+        let setup = try await BrokerSetup.make("audit-owner-\(store)", database: store == "postgres" ? try TestSupport.makePostgresDatabase() : nil)
         let broker = try await setup.serve()
         let base = broker.baseURL
         let alice = try await setup.token(sub: "alice")

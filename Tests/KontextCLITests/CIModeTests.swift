@@ -10,9 +10,10 @@ final class ServedBroker: @unchecked Sendable {
     let process = Process()
     let baseURL: String
 
-    init(config: String, database: String, environment: [String: String], log: URL) throws {
+    /// `listen`: `127.0.0.1:0` for a free port, or a restarted broker's former address.
+    init(config: String, database: String, environment: [String: String], log: URL, listen: String = "127.0.0.1:0") throws {
         process.executableURL = TestSupport.productsDirectory.appendingPathComponent("kontext-cli")
-        process.arguments = ["broker", "serve", "--config", config, "--db", database, "--listen", "127.0.0.1:0"]
+        process.arguments = ["broker", "serve", "--config", config, "--db", database, "--listen", listen]
         process.environment = environment
         let out = Pipe()
         process.standardOutput = out

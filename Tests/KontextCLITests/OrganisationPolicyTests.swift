@@ -12,11 +12,29 @@ struct OrganisationPolicyTests {
         let scratch: URL
         let issuers: [String: LoopbackServer]
         let broker: ServedBroker
+        let config: URL
+        let database: String
+        let environment: [String: String]
+
+        /// Another `broker serve` on the same configuration and database: a replica, or with
+        /// `listen` the same broker restarted at its former address.
+        func replica(_ name: String, listen: String = "127.0.0.1:0") throws -> ServedBroker {
+            try ServedBroker(config: config.path, database: database, environment: environment,
+                             log: scratch.appendingPathComponent("broker-\(name).log"), listen: listen)
+        }
+
+        /// Stops the fixture's broker and starts it again at the same address on the same database.
+        func restartBroker() throws -> ServedBroker {
+            broker.process.terminate()
+            broker.process.waitUntilExit()
+            return try replica("restarted", listen: String(broker.baseURL.dropFirst("http://".count)))
+        }
     }
 
     /// Three users of three device-flow issuers (bob, carol, dave) with JWT access tokens,
-    /// and a broker trusting all three whose approvers are carol.
-    func fixture(_ label: String) throws -> Fixture {
+    /// and a broker trusting all three whose approvers are carol; its database is a SQLite
+    /// file unless `database` names another.
+    func fixture(_ label: String, database: String? = nil) throws -> Fixture {
         let scratch = TestSupport.makeTemporaryDirectory(label)
         var issuers: [String: LoopbackServer] = [:]
         for name in ["bob", "carol", "dave"] {
@@ -39,13 +57,15 @@ struct OrganisationPolicyTests {
             """).write(to: config, atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         environment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        let broker = try ServedBroker(config: config.path, database: "sqlite:" + scratch.appendingPathComponent("broker.db").path,
-                                      environment: environment, log: scratch.appendingPathComponent("broker.log"))
-        return Fixture(scratch: scratch, issuers: issuers, broker: broker)
+        let database = database ?? "sqlite:" + scratch.appendingPathComponent("broker.db").path
+        let broker = try ServedBroker(config: config.path, database: database, environment: environment,
+                                      log: scratch.appendingPathComponent("broker.log"))
+        return Fixture(scratch: scratch, issuers: issuers, broker: broker, config: config, database: database, environment: environment)
     }
 
-    func user(_ f: Fixture, _ name: String) throws -> RemoteUser {
-        let user = RemoteUser("org-\(name)", issuer: f.issuers[name]!.baseURL, extra: ["KONTEXT_AUDIT_URL": f.broker.baseURL])
+    /// `name`'s login, with `broker` (the fixture's by default) as the audit backend.
+    func user(_ f: Fixture, _ name: String, broker: ServedBroker? = nil) throws -> RemoteUser {
+        let user = RemoteUser("org-\(name)", issuer: f.issuers[name]!.baseURL, extra: ["KONTEXT_AUDIT_URL": (broker ?? f.broker).baseURL])
         let login = try user.kontext(["login", "--device"])
         #expect(login.status == 0, "\(login.stderr)")
         return user
@@ -140,5 +160,84 @@ struct OrganisationPolicyTests {
         let events = try exportedEvents(bob.sandbox)
         let step = events.first { $0["event"] as? String == "approval" }
         #expect(((step?["decision"] as? [String: Any])?["reason"] as? String)?.hasSuffix(":carol") == true, "\(String(describing: step))")
+    }
+
+    /// Runs `session` on a thread of its own; the returned function waits for its result.
+    func inBackground(_ run: @escaping @Sendable () throws -> ProcessResult) -> () throws -> ProcessResult {
+        nonisolated(unsafe) var outcome: Result<ProcessResult, any Error>?
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            outcome = Result { try run() }
+            finished.signal()
+        }
+        return {
+            finished.wait()
+            return try outcome!.get()
+        }
+    }
+
+    func answer(_ directory: URL, _ index: Int) throws -> String {
+        try String(contentsOf: directory.appendingPathComponent("answer-\(index).json"), encoding: .utf8)
+    }
+
+    /// Bob's session makes the same destructive call three times. After the first is denied,
+    /// `meanwhile` runs (a broker restart, say) and carol approves through her broker; the
+    /// second call must pass and the third be denied with a new approval. Returns the id.
+    func expectApprovedCallPassesOnce(_ bob: RemoteUser, approver carol: RemoteUser, meanwhile: () throws -> Void = {},
+                                      sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let (run, directory) = session(bob, commands: ["rm -rf build", "rm -rf build", "rm -rf build"], waits: [1])
+        let go = directory.appendingPathComponent("go-1")
+        defer { try? "".write(to: go, atomically: true, encoding: .utf8) }
+        let finished = inBackground(run)
+        let id = try eventually("the denial") { (try? answer(directory, 0)).flatMap { approvalIDs(in: $0).first } }
+        try meanwhile()
+        let approved = try carol.kontext(["approve", id, "--remote"])
+        #expect(approved.status == 0 && approved.stderr.contains("approved \(id) at the broker"), "\(approved.stderr)",
+                sourceLocation: sourceLocation)
+        try "".write(to: go, atomically: true, encoding: .utf8)
+        #expect(try finished().status == 0, sourceLocation: sourceLocation)
+        let retry = try answer(directory, 1)
+        #expect(retry.contains("\"allow\"") && retry.contains("approved by broker:user:"), "\(retry)", sourceLocation: sourceLocation)
+        let third = try answer(directory, 2)
+        #expect(third.contains("\"deny\"") && !approvalIDs(in: third).contains(id), "single use: \(third)", sourceLocation: sourceLocation)
+        return id
+    }
+
+    /// The broker keeps approvals in its database: one opened before a restart is approved
+    /// after it, and the agent's retry goes through once.
+    @Test func anOrganisationApprovalOutlivesABrokerRestart() throws {
+        let f = try fixture("org-approval-restart")
+        let bob = try user(f, "bob"), carol = try user(f, "carol")
+        var restarted: ServedBroker?
+        _ = try expectApprovedCallPassesOnce(bob, approver: carol) { restarted = try f.restartBroker() }
+        #expect(restarted?.baseURL == f.broker.baseURL)
+    }
+
+    /// With the broker's database shared, an approval expired before a restart stays refused after it.
+    @Test func anOrganisationApprovalThatExpiredIsRefusedAfterARestart() throws {
+        let f = try fixture("org-approval-expired")
+        var bob = try user(f, "bob")
+        bob.environment["KONTEXT_APPROVAL_TTL"] = "2"
+        let carol = try user(f, "carol")
+        let (run, directory) = session(bob, commands: ["rm -rf build"])
+        #expect(try run().status == 0)
+        let id = try #require(approvalIDs(in: try answer(directory, 0)).first)
+        Thread.sleep(forTimeInterval: 3)
+        let restarted = try f.restartBroker()
+        let late = try carol.kontext(["approve", id, "--remote"])
+        #expect(late.status != 0 && late.stderr.contains("expired"), "\(late.stderr)")
+        #expect(restarted.baseURL == f.broker.baseURL)
+    }
+
+    /// Two replicas on one PostgreSQL: the session's calls go to A, the approver approves at
+    /// B, and the retry through A goes through exactly once. Needs scripts/with-postgres.
+    @Test func anApprovalGivenAtOneReplicaIsUsedOnceThroughTheOther() throws {
+        let f = try fixture("org-approval-replicas", database: try TestSupport.makePostgresDatabase())
+        let b = try f.replica("b")
+        let bob = try user(f, "bob"), carol = try user(f, "carol", broker: b)
+        let id = try expectApprovedCallPassesOnce(bob, approver: carol)
+        // Used at the broker too: approving it again is refused at either replica.
+        let again = try carol.kontext(["approve", id, "--remote"])
+        #expect(again.status != 0 && again.stderr.contains("already used"), "\(again.stderr)")
     }
 }

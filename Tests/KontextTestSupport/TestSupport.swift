@@ -128,6 +128,31 @@ public struct Sandbox: Sendable {
     }
 }
 
+extension TestSupport {
+    /// A database of its own on scripts/with-postgres's server, for one test; fails without
+    /// that server (scripts/test runs the suite under it).
+    public static func makePostgresDatabase() throws -> String {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["KONTEXT_TEST_POSTGRES_URL"], let bindir = environment["KONTEXT_TEST_PG_BINDIR"] else {
+            throw SetupFailure("KONTEXT_TEST_POSTGRES_URL is not set: run the suite through scripts/test (scripts/with-postgres)")
+        }
+        let name = "kontext_test_" + String(UUID().uuidString.prefix(8)).lowercased()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: bindir + "/psql")
+        process.arguments = [url, "-c", "CREATE DATABASE \(name)"]
+        process.environment = environment
+        let created = try runProcess(process, stdin: nil, timeout: 60)
+        guard created.status == 0 else { throw SetupFailure("cannot create database \(name): \(created.stderr)") }
+        return url.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
+    }
+}
+
+/// What a test needs from its surroundings is missing.
+public struct SetupFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// Runs a configured Process, feeding stdin and capturing both outputs; kills it on timeout.
 public func runProcess(_ process: Process, stdin: String?, timeout: TimeInterval) throws -> ProcessResult {
     let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
