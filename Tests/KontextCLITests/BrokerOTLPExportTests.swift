@@ -87,7 +87,7 @@ struct BrokerOTLPExportTests {
         // The collector is down: the session ships to the broker all the same.
         let first = try remoteSession(user, commands: ["ls", "./deploy prod --now", "echo done"])
         let firstIDs = try exportedEvents(user.sandbox).filter { $0["session_id"] as? String == first }.compactMap { $0["id"] as? String }
-        #expect(firstIDs.count >= 5, "\(firstIDs)")
+        #expect(firstIDs.count >= 4, "a start and three calls: \(firstIDs)")
         let verified = try user.kontext(["audit", "verify", "--remote", first])
         #expect(verified.status == 0, "the broker holds the session: \(verified.stdout)\(verified.stderr)")
 
