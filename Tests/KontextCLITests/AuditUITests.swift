@@ -29,9 +29,10 @@ struct AuditUITests {
         return result.stdout
     }
 
-    /// Starts `kontext audit ui --no-browser` (plus `arguments`) and returns the process and
-    /// the URL it printed.
-    func startUI(_ arguments: [String] = [], in sandbox: Sandbox, environment: [String: String] = [:]) throws -> (Process, String) {
+    /// Starts `kontext audit ui --no-browser` (plus `arguments`); returns the process, the
+    /// URL it printed, and that URL's base and token.
+    func startUI(_ arguments: [String] = [], in sandbox: Sandbox, environment: [String: String] = [:]) throws
+        -> (ui: Process, url: String, base: String, token: String) {
         let ui = Process()
         ui.executableURL = URL(fileURLWithPath: TestSupport.kontextPath)
         ui.arguments = ["audit", "ui", "--no-browser"] + arguments
@@ -48,7 +49,11 @@ struct AuditUITests {
             if chunk.isEmpty { break }
             line += String(decoding: chunk, as: UTF8.self)
         }
-        return (ui, line.trimmingCharacters(in: .whitespacesAndNewlines))
+        let url = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        let base = try #require(url.components(separatedBy: "/?token=").first, "\(url)")
+        let token = try #require(url.components(separatedBy: "/?token=").last)
+        #expect(url.hasPrefix("http://127.0.0.1:") && token.count == 64, "\(url)")
+        return (ui, url, base, token)
     }
 
     @Test func thePageListsTheSessionShowsTheDenialFiltersAndKeepsOthersOut() throws {
@@ -69,14 +74,11 @@ struct AuditUITests {
         #expect(run.status == 0, "\(run.stderr)")
         let session = try String(contentsOf: sandbox.workingDirectory.appendingPathComponent("session-id"), encoding: .utf8)
 
-        let (ui, url) = try startUI(in: sandbox)
+        let (ui, url, base, token) = try startUI(in: sandbox)
         defer {
             if ui.isRunning { ui.terminate() }
             ui.waitUntilExit()
         }
-        let base = try #require(url.components(separatedBy: "/?token=").first, "\(url)")
-        let token = try #require(url.components(separatedBy: "/?token=").last)
-        #expect(url.hasPrefix("http://127.0.0.1:") && token.count == 64, "\(url)")
 
         let screenshot = sandbox.root.appendingPathComponent("sessions.png").path
         _ = try render(url, in: sandbox, screenshot: screenshot)
@@ -118,7 +120,7 @@ struct AuditUITests {
     @Test func theRemotePageShowsAShippedSessionItsDenialAndNoSecret() throws {
         let scratch = TestSupport.makeTemporaryDirectory("audit-ui-remote")
         let issuer = try deviceIssuer(scratch, extra: ["--jwt-access-tokens"])
-        let config = try organisationBrokerConfig(scratch, issuer: issuer.baseURL, extra: """
+        let config = try organisationBrokerConfig(scratch, issuers: [issuer.baseURL], extra: """
 
             [[grant]]
             principals = ["user:*"]
@@ -142,14 +144,11 @@ struct AuditUITests {
         user.sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:github>>\n")
         let session = try remoteSession(user, commands: ["echo $GITHUB_TOKEN", "echo hello-from-the-agent", "./deploy prod --now"])
 
-        let (ui, url) = try startUI(["--remote"], in: user.sandbox, environment: user.environment)
+        let (ui, url, base, token) = try startUI(["--remote"], in: user.sandbox, environment: user.environment)
         defer {
             if ui.isRunning { ui.terminate() }
             ui.waitUntilExit()
         }
-        let base = try #require(url.components(separatedBy: "/?token=").first, "\(url)")
-        let token = try #require(url.components(separatedBy: "/?token=").last)
-        #expect(url.hasPrefix("http://127.0.0.1:") && token.count == 64, "\(url)")
         let list = try render(url, in: user.sandbox)
         #expect(list.contains("data-session=\"\(session)\""), "\(list.prefix(3000))")
         #expect(list.contains("verified by the audit backend"), "\(list.prefix(3000))")

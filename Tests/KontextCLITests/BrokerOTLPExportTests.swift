@@ -2,16 +2,18 @@ import Foundation
 import KontextTestSupport
 import Testing
 
-/// A broker whose `[[policy]]` denies production deploys, trusting the device-flow issuer of
-/// `issuer`; `extra` goes at the end of broker.toml.
-func organisationBrokerConfig(_ scratch: URL, issuer: String, extra: String = "") throws -> String {
+/// A broker.toml trusting the device-flow issuers `issuers` (audience `kontext-test`, users
+/// allowed), whose `[[policy]]` denies production deploys; `topLevel` goes before the first
+/// table, `extra` at the end.
+func organisationBrokerConfig(_ scratch: URL, issuers: [String], topLevel: String = "", extra: String = "") throws -> String {
     let config = scratch.appendingPathComponent("broker.toml")
-    try """
+    try (topLevel + "\n" + issuers.map { """
         [[issuer]]
-        issuer = "\(issuer)"
+        issuer = "\($0)"
         audiences = ["kontext-test"]
         users = true
 
+        """ }.joined() + """
         [[policy]]
         id = "no-prod-deploy"
         tool = "Bash"
@@ -19,7 +21,7 @@ func organisationBrokerConfig(_ scratch: URL, issuer: String, extra: String = ""
         decision = "deny"
         reason = "production deploys go through the pipeline"
         \(extra)
-        """.write(to: config, atomically: true, encoding: .utf8)
+        """).write(to: config, atomically: true, encoding: .utf8)
     return config.path
 }
 
@@ -56,7 +58,7 @@ struct BrokerOTLPExportTests {
     @Test func everyShippedEventReachesTheCollectorOnceAcrossAnOutageAndRestarts() throws {
         let scratch = TestSupport.makeTemporaryDirectory("broker-otlp")
         let issuer = try deviceIssuer(scratch, extra: ["--jwt-access-tokens"])
-        let config = try organisationBrokerConfig(scratch, issuer: issuer.baseURL)
+        let config = try organisationBrokerConfig(scratch, issuers: [issuer.baseURL])
         let collector = try LoopbackServer(script: "otlp_receiver.py", arguments: [
             "--store", scratch.appendingPathComponent("collector.jsonl").path,
         ], in: scratch)

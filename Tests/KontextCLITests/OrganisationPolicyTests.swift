@@ -22,25 +22,9 @@ struct OrganisationPolicyTests {
         for name in ["bob", "carol", "dave"] {
             issuers[name] = try deviceIssuer(scratch, subject: name, extra: ["--jwt-access-tokens"])
         }
-        let config = scratch.appendingPathComponent("broker.toml")
-        try ("approvers = [\"user:*:carol\"]\n\n" + issuers.values.map { """
-            [[issuer]]
-            issuer = "\($0.baseURL)"
-            audiences = ["kontext-test"]
-            users = true
-
-            """ }.joined() + """
-            [[policy]]
-            id = "no-prod-deploy"
-            tool = "Bash"
-            command = "./deploy prod*"
-            decision = "deny"
-            reason = "production deploys go through the pipeline"
-            """).write(to: config, atomically: true, encoding: .utf8)
-        var environment = ProcessInfo.processInfo.environment
-        environment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        let broker = try ServedBroker(config: config.path, database: "sqlite:" + scratch.appendingPathComponent("broker.db").path,
-                                      environment: environment, log: scratch.appendingPathComponent("broker.log"))
+        let config = try organisationBrokerConfig(scratch, issuers: issuers.values.map(\.baseURL), topLevel: "approvers = [\"user:*:carol\"]\n")
+        let broker = try ServedBroker(config: config, database: "sqlite:" + scratch.appendingPathComponent("broker.db").path,
+                                      environment: brokerEnvironment(), log: scratch.appendingPathComponent("broker.log"))
         return Fixture(scratch: scratch, issuers: issuers, broker: broker)
     }
 
