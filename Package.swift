@@ -99,7 +99,8 @@ let package = Package(
         // OAuth refresh, the audit ingest API, and the server's lifecycle.
         .target(name: "KontextBrokerService", dependencies: [
             "KontextCore", "KontextBroker", "KontextTrust", "KontextBrokerStore", "KontextHTTP",
-            "KontextAudit", "KontextEnvFile", "KontextExchange", "KontextPattern", "KontextHostBindings", "KontextPolicy", "KontextConsent",
+            "KontextAudit", "KontextAuditShipping", "KontextEnvFile", "KontextExchange", "KontextPattern", "KontextHostBindings",
+            "KontextPolicy", "KontextConsent",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
@@ -231,7 +232,7 @@ let package = Package(
         .target(name: "KontextTestSupport", path: "Tests/KontextTestSupport"),
         // A loopback identity provider (discovery, JWKS, signing keys) shared by the trust and broker tests.
         .target(name: "KontextTestIssuer", dependencies: [
-            "KontextCore",
+            "KontextCore", "KontextBroker",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),

@@ -5,12 +5,14 @@ so what kontext sends is checked against the real schema, not against
 kontext's idea of it.  Loopback only.
 
     .build/test-tools/venv/bin/python testsupport/otlp_receiver.py --port 0 \
-        --port-file PORTFILE [--store RECORDS.jsonl] [--max-seconds 300]
+        --port-file PORTFILE [--store RECORDS.jsonl] [--delay SECONDS] [--max-seconds 300]
 
 POST /v1/logs (any query string) with Content-Type application/x-protobuf
 (ExportLogsServiceRequest, binary) or application/json (OTLP's JSON form,
 parsed with protobuf's json_format): 200 with an ExportLogsServiceResponse in
-the request's encoding; a body that does not decode: 400.
+the request's encoding; a body that does not decode: 400.  With --delay, each
+export is answered that many seconds late (a slow collector, so that exporters
+working at the same time overlap).
 
 GET /control/records -> [{"encoding", "resource": {key: value},
 "scope": name, "time_unix_nano", "observed_time_unix_nano", "severity_number",
@@ -64,6 +66,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
     ap.add_argument("--store")
+    ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--max-seconds", type=float, default=300.0)
     args = ap.parse_args()
     lock = threading.Lock()
@@ -105,6 +108,8 @@ def main():
             except Exception as error:  # noqa: BLE001 - any decoding failure is the client's
                 respond(self, 400, json.dumps({"error": str(error)}).encode())
                 return
+            if args.delay:
+                time.sleep(args.delay)
             new = list(flatten(request, encoding))
             with lock:
                 records.extend(new)

@@ -3,22 +3,58 @@ import KontextCore
 import KontextHTTP
 import Synchronization
 
-/// Sends the local store's events to an OpenTelemetry collector as OTLP/HTTP log records
-/// (SPEC section 12, `KONTEXT_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_*`). Like shipping, the
-/// event is durable in the store first and exported after: a collector that is down only
-/// delays the export, never a hook, and the store keeps, per endpoint, the position of the
-/// last event the collector acknowledged, so nothing is lost across outages and restarts.
+/// Where an exporter takes its events from: the CLI's local store (a position per endpoint),
+/// or the broker's store (its events marked as they go out).
+public protocol OTLPEventSource: Sendable {
+    /// Hands the next events the collector has yet to acknowledge (at most `limit`) to `send`
+    /// and records them as acknowledged once it returns; when it throws they stay pending.
+    /// Returns how many; 0 when none is pending.
+    func exportNext(limit: Int, _ send: @escaping @Sendable ([AuditEvent]) async throws -> Void) async throws -> Int
+    /// Events the collector has yet to acknowledge.
+    func pendingExportCount() async -> Int
+}
+
+/// The local store's events after the position the store keeps for the endpoint.
+struct LocalOTLPSource: OTLPEventSource {
+    let store: AuditStore
+    let endpoint: String
+
+    func exportNext(limit: Int, _ send: @escaping @Sendable ([AuditEvent]) async throws -> Void) async throws -> Int {
+        let (store, endpoint) = (self.store, self.endpoint)
+        let batch = try await offload { try store.events(after: try store.otlpPosition(endpoint: endpoint), limit: limit) }
+        guard let last = batch.last else { return 0 }
+        try await send(batch.map(\.event))
+        try await offload { try store.setOTLPPosition(endpoint: endpoint, position: last.position) }
+        return batch.count
+    }
+
+    func pendingExportCount() async -> Int {
+        guard let position = try? store.otlpPosition(endpoint: endpoint) else { return 0 }
+        return (try? store.eventCount(after: position)) ?? 0
+    }
+}
+
+/// Sends audit events to an OpenTelemetry collector as OTLP/HTTP log records (SPEC section
+/// 12, `KONTEXT_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_*`). Like shipping, the event is durable
+/// in a store first and exported after: a collector that is down only delays the export,
+/// never a hook or an ingest, and the store records what the collector acknowledged, so
+/// nothing is lost across outages and restarts.
 public final class OTLPExporter: Sendable {
     public static let batchSize = 500
 
-    public let store: AuditStore
+    public let source: any OTLPEventSource
     public let settings: OTLPSettings
     let http: HTTPClient
 
-    public init(store: AuditStore, settings: OTLPSettings, http: HTTPClient) {
-        self.store = store
+    public init(source: any OTLPEventSource, settings: OTLPSettings, http: HTTPClient) {
+        self.source = source
         self.settings = settings
         self.http = http
+    }
+
+    /// The exporter of the local store's events (the CLI's sidecar and commands).
+    public convenience init(store: AuditStore, settings: OTLPSettings, http: HTTPClient) {
+        self.init(source: LocalOTLPSource(store: store, endpoint: settings.logsURL), settings: settings, http: http)
     }
 
     /// Exports until nothing is left; returns how many events went out, or throws at the
@@ -28,19 +64,27 @@ public final class OTLPExporter: Sendable {
         guard let encoding = settings.encoding else {
             throw AuditShipper.Failure(description: "OTLP protocol \(settings.unsupportedProtocol ?? "?") is not supported: use http/protobuf or http/json")
         }
-        let (store, endpoint) = (self.store, settings.logsURL)
-        var position = try await storing { try store.otlpPosition(endpoint: endpoint) }
+        let collectorFailure = CollectorFailure()
         var sent = 0
         while true {
-            let after = position
-            let batch = try await storing { try store.events(after: after, limit: Self.batchSize) }
-            guard let last = batch.last else { break }
-            let body = AuditOTLP.request(batch.map(\.event), encoding: encoding, serviceName: settings.serviceName,
-                                         resourceAttributes: settings.resourceAttributes)
-            try await post(body, encoding: encoding)
-            try await storing { try store.setOTLPPosition(endpoint: endpoint, position: last.position) }
-            position = last.position
-            sent += batch.count
+            let count: Int
+            do {
+                count = try await source.exportNext(limit: Self.batchSize) { events in
+                    guard !events.isEmpty else { return }
+                    let body = AuditOTLP.request(events, encoding: encoding, serviceName: self.settings.serviceName,
+                                                 resourceAttributes: self.settings.resourceAttributes)
+                    do throws(AuditShipper.Failure) {
+                        try await self.post(body, encoding: encoding)
+                    } catch {
+                        collectorFailure.value.withLock { $0 = error }
+                        throw error
+                    }
+                }
+            } catch {
+                throw collectorFailure.value.withLock { $0 } ?? AuditShipper.Failure(description: "the audit store: \(error)")
+            }
+            if count == 0 { break }
+            sent += count
         }
         return sent
     }
@@ -51,9 +95,8 @@ public final class OTLPExporter: Sendable {
     }
 
     /// Events the collector has yet to acknowledge.
-    public func pendingCount() -> Int {
-        guard let position = try? store.otlpPosition(endpoint: settings.logsURL) else { return 0 }
-        return (try? store.eventCount(after: position)) ?? 0
+    public func pendingCount() async -> Int {
+        await source.pendingExportCount()
     }
 
     private func post(_ body: [UInt8], encoding: OTLPSettings.Encoding) async throws(AuditShipper.Failure) {
@@ -73,14 +116,11 @@ public final class OTLPExporter: Sendable {
             throw AuditShipper.Failure(description: "the OpenTelemetry collector at \(settings.logsURL) answered HTTP \(response.status)")
         }
     }
+}
 
-    private func storing<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws(AuditShipper.Failure) -> T {
-        do {
-            return try await offload(body)
-        } catch {
-            throw AuditShipper.Failure(description: "the local audit store: \(error)")
-        }
-    }
+/// The collector's refusal, told apart from the store's failures (the source rethrows either).
+private final class CollectorFailure: Sendable {
+    let value = Mutex<AuditShipper.Failure?>(nil)
 }
 
 /// Exports in the background while a session runs, backing off while the collector is down.
@@ -120,7 +160,7 @@ public final class BackgroundExporter: Sendable {
         loop?.cancel()
         await loop?.value
         let problem = await exporter.exportPending(within: seconds)
-        let unsent = exporter.pendingCount()
+        let unsent = await exporter.pendingCount()
         return (unsent, unsent == 0 ? nil : problem)
     }
 }

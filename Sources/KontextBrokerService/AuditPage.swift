@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KontextAudit
+import KontextBroker
 import KontextCore
 import KontextHTTP
 import Logging
@@ -83,7 +84,6 @@ public final class AuditPageServer: Sendable {
         var quiet = Logger(label: "kontext.audit-ui")
         quiet.logLevel = .error
         let router = Router()
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let boundPort = PortBox()
         router.get("/") { request, _ in
             try await guarded(request, token: token, port: boundPort) { try await sessionsPage(source) }
@@ -94,25 +94,9 @@ public final class AuditPageServer: Sendable {
                 try await sessionPage(source, id: id, filter: Filter(request))
             }
         }
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: nil),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: quiet)
-        let task = Task {
-            defer { continuation.finish() }
-            try await app.runService(gracefulShutdownSignals: shutdownSignals)
-        }
-        var iterator = ports.makeAsyncIterator()
-        guard let bound = await iterator.next() else {
-            _ = try? await task.value
-            throw KontextError(.usage, "cannot listen on 127.0.0.1 for the audit page")
-        }
-        boundPort.set(bound)
-        return AuditPageServer(baseURL: "http://127.0.0.1:\(bound)", task: task)
+        let listening = try await LoopbackApplication.start(router, port: port, logger: quiet, shutdownSignals: shutdownSignals)
+        boundPort.set(listening.port)
+        return AuditPageServer(baseURL: listening.baseURL, task: listening.task)
     }
 
     /// Returns when the server has stopped.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KontextAuditShipping
 import KontextBroker
 import KontextBrokerStore
 import KontextCore
@@ -15,12 +16,17 @@ public struct BrokerServeOptions: Sendable {
     public var listen: String?
     public var database: String?
     public var logLevel: Logger.Level
+    /// Where ingested audit events also go as OTLP log records (`KONTEXT_OTLP_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_*` in the broker's environment); nil: nowhere.
+    public var otlp: OTLPSettings?
 
-    public init(configPath: String, listen: String? = nil, database: String? = nil, logLevel: Logger.Level = .info) {
+    public init(configPath: String, listen: String? = nil, database: String? = nil, logLevel: Logger.Level = .info,
+                otlp: OTLPSettings? = nil) {
         self.configPath = configPath
         self.listen = listen
         self.database = database
         self.logLevel = logLevel
+        self.otlp = otlp
     }
 }
 
@@ -28,11 +34,13 @@ public struct BrokerServeOptions: Sendable {
 public final class RunningBroker: Sendable {
     public let server: BrokerServer
     public let store: any BrokerStore
+    let exporter: BackgroundExporter?
     public var baseURL: String { server.baseURL }
 
-    init(server: BrokerServer, store: any BrokerStore) {
+    init(server: BrokerServer, store: any BrokerStore, exporter: BackgroundExporter?) {
         self.server = server
         self.store = store
+        self.exporter = exporter
     }
 
     /// Returns after a graceful shutdown (signal or `stop`), with the store closed.
@@ -40,14 +48,21 @@ public final class RunningBroker: Sendable {
         do {
             try await server.wait()
         } catch {
-            await store.close()
+            await close()
             throw error
         }
-        await store.close()
+        await close()
     }
 
     public func stop() async {
         await server.stop()
+        await close()
+    }
+
+    /// What the collector has not acknowledged stays marked pending in the store for the
+    /// next start (or another replica).
+    private func close() async {
+        _ = await exporter?.finish(within: 5)
         await store.close()
     }
 }
@@ -117,12 +132,20 @@ public enum BrokerServe {
             await store.close()
             throw error
         }
+        let exporter: BackgroundExporter?
+        do {
+            exporter = try options.otlp.map { try startExport($0, store: store, http: http, logger: logger) }
+        } catch {
+            await server.stop()
+            await store.close()
+            throw error
+        }
         logger.info("broker listening", metadata: [
             "url": "\(server.baseURL)", "token_endpoint": "\(server.tokenURL)",
             "database": "\(BrokerStores.redactedURL(databaseURL(flag: options.database, environment: environment, config: config) ?? ""))",
             "issuers": "\(config.issuers.map(\.trusted.issuer).joined(separator: ","))", "vault_key": "\(cipher.currentKeyID)",
         ])
-        return RunningBroker(server: server, store: store)
+        return RunningBroker(server: server, store: store, exporter: exporter)
     }
 
     /// `HOST:PORT` or `[IPv6]:PORT`.

@@ -183,6 +183,17 @@ public protocol BrokerStore: OrganisationApprovalStore {
     func witness(sessionID: String, owner: String, seq: Int, hash: String, at time: String) async throws -> Bool
 
     func close() async
+
+    // OpenTelemetry export (SPEC section 12): every stored event goes out once, after it is stored.
+
+    /// Claims up to `limit` stored events not yet exported (oldest first), hands their JSON
+    /// texts to `export` and marks them exported at `time` once it returns; when it throws they
+    /// stay pending. Replicas sharing the database never hold the same events at once (on
+    /// PostgreSQL the claim is a row lock, `FOR UPDATE SKIP LOCKED`, kept until the marks are
+    /// written). Returns how many were exported; 0 when none is pending.
+    func exportPendingEvents(limit: Int, at time: String, _ export: @escaping @Sendable ([String]) async throws -> Void) async throws -> Int
+    /// Events stored and not yet exported.
+    func pendingExportCount() async throws -> Int
 }
 
 /// Opens the store a `--db` value names: `sqlite:PATH` or `postgres://…` / `postgresql://…`.

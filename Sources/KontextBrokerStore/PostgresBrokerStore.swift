@@ -65,13 +65,14 @@ public final class PostgresBrokerStore: BrokerStore {
     /// server that accepts but never answers would hold a request (or a command) forever.
     static let deadline: Duration = .seconds(10)
 
-    private func withDeadline<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    private func withDeadline<T: Sendable>(_ what: String, within deadline: Duration = PostgresBrokerStore.deadline,
+                                           _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let label = self.label
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: Self.deadline)
-                throw KontextError(.usage, "PostgreSQL \(label): cannot \(what): no answer within \(Self.deadline)")
+                try await Task.sleep(for: deadline)
+                throw KontextError(.usage, "PostgreSQL \(label): cannot \(what): no answer within \(deadline)")
             }
             // The first to finish wins; leaving the group cancels the other (pool leases are cancellable).
             let first = try await group.next()!
@@ -136,8 +137,13 @@ public final class PostgresBrokerStore: BrokerStore {
                 ADD COLUMN witnessed_at TEXT
             """,
         ]),
+        // The OpenTelemetry export's outbox: an event is pending until it is marked exported.
+        (5, [
+            "ALTER TABLE events ADD COLUMN otlp_exported_at TEXT",
+            "CREATE INDEX events_otlp_pending ON events(received_at) WHERE otlp_exported_at IS NULL",
+        ]),
         // Organisation approvals. Numbered after their issue (#14), so steps added on other
-        // branches at the same time never share a number; steps run in this list's order.
+        // branches at the same time never share a number; steps are applied by number, once.
         (14, approvalStatements),
     ]
 
@@ -415,6 +421,56 @@ public final class PostgresBrokerStore: BrokerStore {
             """)
         if raised > 0 { return true }
         return try await !ownedSessions([sessionID], owner: owner).isEmpty
+    }
+
+    // MARK: OpenTelemetry export
+
+    /// The batch is claimed with `FOR UPDATE SKIP LOCKED` in a transaction that lasts until
+    /// the collector has answered and the marks are written: another replica's claim skips
+    /// the locked rows, and one that read them as pending before the commit finds them
+    /// marked when it rechecks the row, so no event goes out twice. Ingest is not held up
+    /// (new rows are not locked; readers never wait for row locks). A replica that dies
+    /// mid-export releases its rows with its connection, and they go out again.
+    public func exportPendingEvents(limit: Int, at time: String, _ export: @escaping @Sendable ([String]) async throws -> Void) async throws -> Int {
+        let (client, logger) = (self.client, self.logger)
+        do {
+            return try await withDeadline("export audit events", within: Self.deadline * 6) {
+                try await client.withTransaction(logger: logger) { connection in
+                    var owners: [String] = [], ids: [String] = [], texts: [String] = []
+                    for try await (owner, id, json) in try await connection.query("""
+                        SELECT owner, id, json FROM events WHERE otlp_exported_at IS NULL
+                        ORDER BY received_at, session_id, seq LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                        """, logger: logger).decode((String, String, String).self) {
+                        owners.append(owner)
+                        ids.append(id)
+                        texts.append(json)
+                    }
+                    if ids.isEmpty { return 0 }
+                    try await export(texts)
+                    try await connection.query("""
+                        UPDATE events SET otlp_exported_at = \(time)
+                        WHERE (owner, id) IN (SELECT * FROM unnest(\(owners)::text[], \(ids)::text[]))
+                        """, logger: logger)
+                    return ids.count
+                }
+            }
+        } catch let error as PostgresTransactionError {
+            throw error.closureError ?? failure("export audit events", error)
+        } catch let error as KontextError {
+            throw error
+        } catch {
+            throw failure("export audit events", error)
+        }
+    }
+
+    public func pendingExportCount() async throws -> Int {
+        try await rows("count events to export") { client, logger in
+            for try await count in try await client.query("SELECT count(*) FROM events WHERE otlp_exported_at IS NULL",
+                                                          logger: logger).decode(Int.self) {
+                return count
+            }
+            return 0
+        }
     }
 
     public func close() async {

@@ -135,6 +135,13 @@ public final class SQLiteBrokerStore: BrokerStore {
                 ALTER TABLE sessions ADD COLUMN witnessed_at TEXT;
                 """)
         }
+        // The OpenTelemetry export's outbox: an event is pending until it is marked exported.
+        migrator.registerMigration("v5: OpenTelemetry export marks") { db in
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN otlp_exported_at TEXT;
+                CREATE INDEX events_otlp_pending ON events(received_at) WHERE otlp_exported_at IS NULL;
+                """)
+        }
         Self.registerApprovalMigration(&migrator)
         do {
             try migrator.migrate(pool)
@@ -347,5 +354,28 @@ public final class SQLiteBrokerStore: BrokerStore {
 
     public func close() async {
         try? pool.close()
+    }
+
+    // MARK: OpenTelemetry export
+
+    /// One broker per file, so no lock is needed: read, export (no transaction is held
+    /// meanwhile, so ingest goes on), then mark.
+    public func exportPendingEvents(limit: Int, at time: String, _ export: @escaping @Sendable ([String]) async throws -> Void) async throws -> Int {
+        let batch = try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT owner, id, json FROM events WHERE otlp_exported_at IS NULL ORDER BY received_at, session_id, seq LIMIT ?
+                """, arguments: [limit]).map { (owner: $0[0] as String, id: $0[1] as String, json: $0[2] as String) }
+        }
+        if batch.isEmpty { return 0 }
+        try await export(batch.map(\.json))
+        try await pool.write { db in
+            let statement = try db.cachedStatement(sql: "UPDATE events SET otlp_exported_at = ? WHERE owner = ? AND id = ?")
+            for event in batch { try statement.execute(arguments: [time, event.owner, event.id]) }
+        }
+        return batch.count
+    }
+
+    public func pendingExportCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE otlp_exported_at IS NULL") ?? 0 }
     }
 }

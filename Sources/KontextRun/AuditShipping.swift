@@ -73,9 +73,9 @@ extension AuditUpload {
         let path = AuditStore.defaultPath(environment: settings.environment)
         guard AuditStore.exists(path: path), let store = try? AuditStore(path: path) else { return }
         let exporter = OTLPExporter(store: store, settings: otlp, http: HTTPClient(settings: settings))
-        guard exporter.pendingCount() > 0 else { return }
+        guard await exporter.pendingCount() > 0 else { return }
         let problem = await exporter.exportPending(within: seconds)
-        let unsent = exporter.pendingCount()
+        let unsent = await exporter.pendingCount()
         if unsent > 0 {
             printError("kontext: \(unsent) audit event\(unsent == 1 ? "" : "s") still not exported to \(otlp.logsURL)\(problem.map { " (\($0))" } ?? ""); kontext will try again")
         }

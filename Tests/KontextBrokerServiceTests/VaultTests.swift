@@ -59,16 +59,8 @@ final class TestOAuthProvider: Sendable {
         }
         var quiet = Logger(label: "kontext.test.oauth")
         quiet.logLevel = .critical
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-                              onServerRunning: { channel in
-                                  continuation.yield(channel.localAddress?.port ?? 0)
-                                  continuation.finish()
-                              }, logger: quiet)
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TestFailure("the test OAuth provider could not listen") }
-        let provider = TestOAuthProvider(tokenURL: "http://127.0.0.1:\(port)/token", task: task)
+        let listening = try await LoopbackApplication.start(router, logger: quiet)
+        let provider = TestOAuthProvider(tokenURL: listening.baseURL + "/token", task: listening.task)
         holder.provider = provider
         return provider
     }

@@ -29,6 +29,33 @@ struct AuditUITests {
         return result.stdout
     }
 
+    /// Starts `kontext audit ui --no-browser` (plus `arguments`); returns the process, the
+    /// URL it printed, and that URL's base and token.
+    func startUI(_ arguments: [String] = [], in sandbox: Sandbox, environment: [String: String] = [:]) throws
+        -> (ui: Process, url: String, base: String, token: String) {
+        let ui = Process()
+        ui.executableURL = URL(fileURLWithPath: TestSupport.kontextPath)
+        ui.arguments = ["audit", "ui", "--no-browser"] + arguments
+        ui.currentDirectoryURL = sandbox.workingDirectory
+        ui.environment = sandbox.environment.merging(environment) { $1 }
+        let out = Pipe()
+        ui.standardOutput = out
+        ui.standardError = FileHandle.nullDevice
+        try ui.run()
+        var line = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !line.contains("\n"), Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += String(decoding: chunk, as: UTF8.self)
+        }
+        let url = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        let base = try #require(url.components(separatedBy: "/?token=").first, "\(url)")
+        let token = try #require(url.components(separatedBy: "/?token=").last)
+        #expect(url.hasPrefix("http://127.0.0.1:") && token.count == 64, "\(url)")
+        return (ui, url, base, token)
+    }
+
     @Test func thePageListsTheSessionShowsTheDenialFiltersAndKeepsOthersOut() throws {
         let sandbox = Sandbox("audit-ui")
         let runtime = sandbox.root.appendingPathComponent("run")
@@ -47,30 +74,11 @@ struct AuditUITests {
         #expect(run.status == 0, "\(run.stderr)")
         let session = try String(contentsOf: sandbox.workingDirectory.appendingPathComponent("session-id"), encoding: .utf8)
 
-        let ui = Process()
-        ui.executableURL = URL(fileURLWithPath: TestSupport.kontextPath)
-        ui.arguments = ["audit", "ui", "--no-browser"]
-        ui.currentDirectoryURL = sandbox.workingDirectory
-        ui.environment = sandbox.environment
-        let out = Pipe()
-        ui.standardOutput = out
-        ui.standardError = FileHandle.nullDevice
-        try ui.run()
+        let (ui, url, base, token) = try startUI(in: sandbox)
         defer {
             if ui.isRunning { ui.terminate() }
             ui.waitUntilExit()
         }
-        var line = ""
-        let deadline = Date().addingTimeInterval(30)
-        while !line.contains("\n"), Date() < deadline {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += String(decoding: chunk, as: UTF8.self)
-        }
-        let url = line.trimmingCharacters(in: .whitespacesAndNewlines)
-        let base = try #require(url.components(separatedBy: "/?token=").first, "\(line)")
-        let token = try #require(url.components(separatedBy: "/?token=").last)
-        #expect(url.hasPrefix("http://127.0.0.1:") && token.count == 64, "\(url)")
 
         let screenshot = sandbox.root.appendingPathComponent("sessions.png").path
         _ = try render(url, in: sandbox, screenshot: screenshot)
@@ -104,5 +112,54 @@ struct AuditUITests {
         ui.terminate()
         ui.waitUntilExit()
         #expect(ui.terminationStatus == 0 || ui.terminationReason == .uncaughtSignal)
+    }
+
+    /// `--remote`: the same page over a real broker's query API with the user's login: the
+    /// shipped session, its call the organisation's policy denied, the broker-held credential
+    /// the agent echoed only redacted.
+    @Test func theRemotePageShowsAShippedSessionItsDenialAndNoSecret() throws {
+        let scratch = TestSupport.makeTemporaryDirectory("audit-ui-remote")
+        let issuer = try deviceIssuer(scratch, extra: ["--jwt-access-tokens"])
+        let config = try organisationBrokerConfig(scratch, issuers: [issuer.baseURL], extra: """
+
+            [[grant]]
+            principals = ["user:*"]
+            services = ["github"]
+            """)
+        let environment = brokerEnvironment()
+        let database = "sqlite:" + scratch.appendingPathComponent("broker.db").path
+        let secret = TestSupport.secret("audit-ui-remote")
+        let add = Process()
+        add.executableURL = TestSupport.productsDirectory.appendingPathComponent("kontext-cli")
+        add.arguments = ["broker", "provider", "add", "github", "--config", config, "--db", database]
+        add.environment = environment
+        let added = try runProcess(add, stdin: secret + "\n", timeout: 60)
+        #expect(added.status == 0, "\(added.stderr)")
+        let broker = try ServedBroker(config: config, database: database, environment: environment,
+                                      log: scratch.appendingPathComponent("broker.log"))
+        let user = RemoteUser("audit-ui-remote", issuer: issuer.baseURL, extra: [
+            "KONTEXT_AUDIT_URL": broker.baseURL, "KONTEXT_TOKEN_ENDPOINT": broker.baseURL + "/oauth2/token",
+        ])
+        #expect(try user.kontext(["login", "--device"]).status == 0)
+        user.sandbox.write(".env.kontext", "GITHUB_TOKEN=<<kontext:github>>\n")
+        let session = try remoteSession(user, commands: ["echo $GITHUB_TOKEN", "echo hello-from-the-agent", "./deploy prod --now"])
+
+        let (ui, url, base, token) = try startUI(["--remote"], in: user.sandbox, environment: user.environment)
+        defer {
+            if ui.isRunning { ui.terminate() }
+            ui.waitUntilExit()
+        }
+        let list = try render(url, in: user.sandbox)
+        #expect(list.contains("data-session=\"\(session)\""), "\(list.prefix(3000))")
+        #expect(list.contains("verified by the audit backend"), "\(list.prefix(3000))")
+        let timeline = try render("\(base)/sessions/\(session)?token=\(token)", in: user.sandbox)
+        #expect(timeline.contains("<td class=\"decision deny\">deny</td><td class=\"rule\">org:no-prod-deploy</td>"),
+                "\(timeline.prefix(6000))")
+        #expect(timeline.contains("hello-from-the-agent") && timeline.contains("[REDACTED:github]"), "\(timeline.prefix(6000))")
+        #expect(try status("\(base)/", in: user.sandbox) == "403")
+        for page in [list, timeline] {
+            #expect(!page.contains(secret) && !page.contains(TestSupport.secretNonce), "a secret on the page")
+        }
+        user.expectNoTokens(try user.storedTokens())
     }
 }

@@ -12,14 +12,14 @@ struct OrganisationPolicyTests {
         let scratch: URL
         let issuers: [String: LoopbackServer]
         let broker: ServedBroker
-        let config: URL
+        let config: String
         let database: String
         let environment: [String: String]
 
         /// Another `broker serve` on the same configuration and database: a replica, or with
         /// `listen` the same broker restarted at its former address.
         func replica(_ name: String, listen: String = "127.0.0.1:0") throws -> ServedBroker {
-            try ServedBroker(config: config.path, database: database, environment: environment,
+            try ServedBroker(config: config, database: database, environment: environment,
                              log: scratch.appendingPathComponent("broker-\(name).log"), listen: listen)
         }
 
@@ -40,25 +40,10 @@ struct OrganisationPolicyTests {
         for name in ["bob", "carol", "dave"] {
             issuers[name] = try deviceIssuer(scratch, subject: name, extra: ["--jwt-access-tokens"])
         }
-        let config = scratch.appendingPathComponent("broker.toml")
-        try ("approvers = [\"user:*:carol\"]\n\n" + issuers.values.map { """
-            [[issuer]]
-            issuer = "\($0.baseURL)"
-            audiences = ["kontext-test"]
-            users = true
-
-            """ }.joined() + """
-            [[policy]]
-            id = "no-prod-deploy"
-            tool = "Bash"
-            command = "./deploy prod*"
-            decision = "deny"
-            reason = "production deploys go through the pipeline"
-            """).write(to: config, atomically: true, encoding: .utf8)
-        var environment = ProcessInfo.processInfo.environment
-        environment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        let config = try organisationBrokerConfig(scratch, issuers: issuers.values.map(\.baseURL), topLevel: "approvers = [\"user:*:carol\"]\n")
+        let environment = brokerEnvironment()
         let database = database ?? "sqlite:" + scratch.appendingPathComponent("broker.db").path
-        let broker = try ServedBroker(config: config.path, database: database, environment: environment,
+        let broker = try ServedBroker(config: config, database: database, environment: environment,
                                       log: scratch.appendingPathComponent("broker.log"))
         return Fixture(scratch: scratch, issuers: issuers, broker: broker, config: config, database: database, environment: environment)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import JWTKit
+import KontextBroker
 import KontextCore
 import Logging
 @_exported import JWTKit
@@ -66,27 +67,9 @@ public final class KeyServer: Sendable {
             }
             return jsonResponse(200, #"{"issuer":""# + base + #"","jwks_uri":""# + base + #"/jwks"}"#)
         }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: quiet)
-        let task = Task {
-            defer { continuation.finish() }
-            try await app.runService(gracefulShutdownSignals: [])
-        }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next(), port != 0 else {
-            task.cancel()
-            throw TestFailure("the test identity provider could not listen")
-        }
-        let base = "http://127.0.0.1:\(port)"
-        state.values.withLock { $0.baseURL = base }
-        return KeyServer(baseURL: base, state: state, task: task)
+        let listening = try await LoopbackApplication.start(router, logger: quiet)
+        state.values.withLock { $0.baseURL = listening.baseURL }
+        return KeyServer(baseURL: listening.baseURL, state: state, task: listening.task)
     }
 
     /// Stops serving; later fetches are refused at the socket.

@@ -27,7 +27,11 @@ struct BrokerServeCommand: KontextCommand {
         let level = try logLevel.value(of: "--log-level")
         LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
         let logger = Logger(label: "kontext.broker")
-        let options = BrokerServeOptions(configPath: location.config, listen: listen, database: location.database, logLevel: level)
+        // The broker's environment only: a user's config.toml is not the server's configuration.
+        let settings = Settings(environment: context.environment)
+        if let otlp = settings.otlp { try Transport.check(otlp.logsURL, name: otlp.source, allowHTTP: settings.allowHTTP) }
+        let options = BrokerServeOptions(configPath: location.config, listen: listen, database: location.database, logLevel: level,
+                                         otlp: settings.otlp)
         let broker = try await BrokerServe.start(options: options, environment: context.environment, logger: logger,
                                                  signals: [.sigterm, .sigint])
         context.streams.print("kontext broker: listening on \(broker.baseURL)")
