@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KontextAudit
 import KontextBroker
 import KontextBrokerStore
 import KontextCore
@@ -92,7 +93,14 @@ public enum BrokerServe {
         for binding in config.hostBindings {
             service.boundHosts[binding.service] = BoundHosts(hosts: binding.hosts, headers: binding.headers)
         }
-        let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, logger: logger)
+        let witness: AuditSigner
+        do {
+            witness = try await AuditWitnessKey.load(store: store, cipher: cipher)
+        } catch {
+            await store.close()
+            throw error
+        }
+        let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, witness: witness, logger: logger)
         let policy = PolicyAPI(policy: config.policy, approvers: config.approvers, verifier: mapper, logger: logger)
         let server: BrokerServer
         do {

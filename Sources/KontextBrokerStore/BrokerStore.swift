@@ -183,6 +183,15 @@ public protocol BrokerStore: Sendable {
     func witness(sessionID: String, owner: String, seq: Int, hash: String, at time: String) async throws -> Bool
 
     func close() async
+
+    // MARK: The audit witness (SPEC section 12)
+
+    /// The broker's own key stored under `name` (sealed), storing `candidate` first when there
+    /// is none: replicas starting together all get the first one stored.
+    func brokerKey(name: String, storingIfAbsent candidate: SealedSecret, at time: String) async throws -> SealedSecret
+    /// Binds `publicKey` to the session as the key that signs its checkpoints, unless one is
+    /// bound already; returns the bound key, nil when `owner` has no such session.
+    func bindSigningKey(sessionID: String, owner: String, publicKey: String) async throws -> String?
 }
 
 /// Opens the store a `--db` value names: `sqlite:PATH` or `postgres://…` / `postgresql://…`.

@@ -135,6 +135,17 @@ public final class SQLiteBrokerStore: BrokerStore {
                 ALTER TABLE sessions ADD COLUMN witnessed_at TEXT;
                 """)
         }
+        migrator.registerMigration("v5: audit witness key") { db in
+            try db.execute(sql: """
+                CREATE TABLE broker_keys (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    key_id TEXT NOT NULL,
+                    sealed BLOB NOT NULL,
+                    created_at TEXT NOT NULL
+                );
+                ALTER TABLE sessions ADD COLUMN signing_key TEXT;
+                """)
+        }
         do {
             try migrator.migrate(pool)
         } catch {
@@ -346,5 +357,25 @@ public final class SQLiteBrokerStore: BrokerStore {
 
     public func close() async {
         try? pool.close()
+    }
+
+    // MARK: The audit witness
+
+    public func brokerKey(name: String, storingIfAbsent candidate: SealedSecret, at time: String) async throws -> SealedSecret {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO broker_keys (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                           arguments: [name, candidate.keyID, Data(candidate.bytes), time])
+            let row = try Row.fetchOne(db, sql: "SELECT key_id, sealed FROM broker_keys WHERE name = ?", arguments: [name])!
+            return SealedSecret(keyID: row["key_id"], bytes: Array(row["sealed"] as Data))
+        }
+    }
+
+    public func bindSigningKey(sessionID: String, owner: String, publicKey: String) async throws -> String? {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE sessions SET signing_key = ? WHERE owner = ? AND id = ? AND signing_key IS NULL",
+                           arguments: [publicKey, owner, sessionID])
+            let row = try Row.fetchOne(db, sql: "SELECT signing_key FROM sessions WHERE owner = ? AND id = ?", arguments: [owner, sessionID])
+            return row.flatMap { $0["signing_key"] as String? }
+        }
     }
 }
