@@ -5,6 +5,9 @@ import PackageDescription
 // small C target below sees them, so a new version rebuilds it, KontextCLI and the link.
 let buildVersion = Context.environment["KONTEXT_VERSION"] ?? "0.0.0+dev"
 let buildCommit = Context.environment["KONTEXT_COMMIT"] ?? "unknown"
+// The functions a session runs while it serves hooks, placed together by the release link so
+// the pages they need stay few (bench/order-symbols writes the list; README, Performance).
+let hotSymbols = Context.packageDirectory + "/Sources/kontext-cli/hot-symbols.order"
 
 let package = Package(
     name: "kontext",
@@ -162,7 +165,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // `kontext-cli`: the commands' `main`.
-        .executableTarget(name: "kontext-cli", dependencies: ["KontextCLI"]),
+        // Release links use lld: packed relative relocations (RELR) instead of 3 MB of RELA that
+        // the loader reads at every start, and no export of the program's 55,000 symbols (the
+        // static Swift runtime's link file asks for it; nothing looks them up). Both shrink the
+        // pages a session keeps resident (README, Performance).
+        .executableTarget(name: "kontext-cli", dependencies: ["KontextCLI"], exclude: ["hot-symbols.order"],
+                          linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                                                         "-Xlinker", "--no-export-dynamic",
+                                                         "-Xlinker", "--symbol-ordering-file=\(hotSymbols)",
+                                                         "-Xlinker", "--no-warn-symbol-ordering"], .when(configuration: .release))]),
 
         .testTarget(name: "KontextEnvFileTests", dependencies: ["KontextEnvFile"]),
         // The layers of ARCHITECTURE.md, checked against `swift package describe` and the imports.
@@ -182,10 +193,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The hook path in process: wire format, front fallback, adapters, the sidecar's handler
-        // over a real audit store. No session bus, no built binaries.
+        // over a real audit store, the session process's memory. No session bus, no built binaries.
         .testTarget(name: "KontextHookPathTests", dependencies: [
             "KontextHookWire", "KontextSidecar", "KontextAgent", "KontextAudit", "KontextPolicy", "KontextCore",
-            "KontextTestSupport", "KontextConsent",
+            "KontextTestSupport", "KontextConsent", "KontextProcess",
         ]),
         // The proxy against real loopback TLS servers with a test CA.
         .testTarget(name: "KontextProxyTests", dependencies: [

@@ -122,9 +122,12 @@ result() {
 }
 
 # Number of audit events of one session in the local store (kontext audit export).
+# audit_count SESSION: the session's events in $WORK/export.jsonl, counted; the chain's signed
+# checkpoints (one per 100 events and one at the end) are kontext's own, not the hooks'.
 audit_count() {
     local out=$WORK/export.jsonl
-    "$KONTEXT" audit export --format jsonl --session "$1" >"$out" || fail "kontext audit export failed"
+    "$KONTEXT" audit export --format jsonl --session "$1" | grep -v '"event":"checkpoint"' >"$out" ||
+        fail "kontext audit export failed"
     grep -c . "$out" || true
 }
 

@@ -92,12 +92,14 @@ public struct ChildProcess: Sendable {
         return pid
     }
 
-    /// Spawns, forwards SIGINT/SIGTERM/SIGHUP sent to kontext by other processes, waits.
-    public func run() throws -> Int32 {
+    /// Spawns, forwards SIGINT/SIGTERM/SIGHUP sent to kontext by other processes, runs
+    /// `launched` once the child exists, waits.
+    public func run(launched: () -> Void = {}) throws -> Int32 {
         let forwarder = SignalForwarder.install()
         defer { forwarder.uninstall() }
         let pid = try spawn()
         forwarder.forward(to: pid)
+        launched()
         return ChildProcess.wait(for: pid)
     }
 

@@ -138,7 +138,7 @@ public enum AgentSession {
             resolved: proxy?.variables ?? resolution.variables, extra: sessionVariables + (proxy?.proxyVariables ?? [])))
         let status: Int32
         do {
-            status = try await offload { try child.run() }
+            status = try await offload { try child.run(launched: { SessionMemory.settle() }) }
         } catch {
             sidecar.stop()
             await stopProxy()

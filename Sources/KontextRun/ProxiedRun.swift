@@ -54,7 +54,7 @@ public enum ProxiedRun {
         let status: Int32?
         var failure: (any Error)?
         do {
-            status = try await offload { try child.run() }
+            status = try await offload { try child.run(launched: { SessionMemory.settle() }) }
         } catch {
             status = nil
             failure = error

@@ -45,7 +45,7 @@ struct RunCommand: KontextCommand, Diagnosable {
         let child = ChildProcess(executable: program, arguments: Array(command.dropFirst()),
                                  environment: childEnvironment(base: environment, removing: OwnSecrets.variables(settings: settings, platform: false),
                                                                resolved: resolution.variables))
-        throw ExitCode(try child.run())
+        throw ExitCode(try child.run(launched: { SessionMemory.settle() }))
     }
 }
 
