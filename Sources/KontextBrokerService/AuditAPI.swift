@@ -15,8 +15,9 @@ struct AuditAPI: Sendable {
     let store: any BrokerStore
     let verifier: any SubjectVerifier
     let readers: [MatchPattern]
-    /// The broker's key as the witness of clients' chains (`AuditWitness`).
-    let witness: AuditSigner
+    /// The broker's key as the witness of clients' chains (`AuditWitness`); nil when no
+    /// configured vault key opens it.
+    let witness: AuditSigner?
     let logger: Logger
 
     static let maximumBatchBytes = 16 << 20
@@ -40,9 +41,12 @@ struct AuditAPI: Sendable {
             await respond { try await verify(request, id: context.parameters.get("id") ?? "") }
         }
         // Public: verifying an export offline needs it, and it signs nothing by being read.
-        router.get("/v1/audit/witness-key") { _, _ -> Response in
-            jsonResponse(200, JSONValue.object([("algorithm", .string("Ed25519")),
-                                                ("public_key", .string(witness.publicKeyBase64))]).serialized)
+        router.get("/v1/audit/witness-key") { _, _ in
+            await respond {
+                guard let witness else { throw Self.noWitness }
+                return jsonResponse(200, JSONValue.object([("algorithm", .string("Ed25519")),
+                                                           ("public_key", .string(witness.publicKeyBase64))]).serialized)
+            }
         }
     }
 
@@ -122,8 +126,8 @@ struct AuditAPI: Sendable {
                                     startedAt: try optionalString(body, "started_at") ?? now, lastSeenAt: now)
         let created = try await storing { try await store.createSession(session) }
         var answer: [(String, JSONValue)] = [("session_id", .string(id)), ("created", .bool(created))]
-        if let key = try optionalString(body, "public_key") {
-            answer.append(("certificate", try await certify(key, session: id, principal: principal, at: now)))
+        if let key = try optionalString(body, "public_key"), let witness {
+            answer.append(("certificate", try await certify(key, session: id, principal: principal, at: now, by: witness)))
         }
         return jsonResponse(created ? 201 : 200, JSONValue.object(answer).serialized)
     }
@@ -131,7 +135,8 @@ struct AuditAPI: Sendable {
     /// The broker's certificate binding the key that signs the session's checkpoints to the
     /// session and its principal. Once bound, a session's key stays: someone with the same
     /// login cannot have a key of their own certified for it later.
-    private func certify(_ key: String, session id: String, principal: Principal, at now: String) async throws(OAuthError) -> JSONValue {
+    private func certify(_ key: String, session id: String, principal: Principal, at now: String,
+                         by witness: AuditSigner) async throws(OAuthError) -> JSONValue {
         guard AuditSigner.isPublicKey(key) else {
             throw OAuthError("invalid_request", "public_key must be an Ed25519 public key: 32 bytes in base64")
         }
@@ -232,10 +237,10 @@ struct AuditAPI: Sendable {
         // report) proves nothing new, and the broker never signs two hashes at one position
         // nor a final seal below a head it saw.
         var countersignature = JSONValue.null
-        if state.witnessedSeq == seq && state.witnessedHash == hash {
+        if state.witnessedSeq == seq && state.witnessedHash == hash, let witness {
             countersignature = AuditWitness.countersignature(sessionID: id, subject: principal.subject, seq: seq, hash: hash, final: final,
                                                              witnessedAt: now, by: witness)
-        } else if state.witnessedSeq == seq || final {
+        } else if state.witnessedSeq != seq && final || state.witnessedSeq == seq && state.witnessedHash != hash {
             logger.warning("audit head refused", metadata: ["session": "\(id)", "owner": "\(principal.subject)", "seq": "\(seq)"])
             throw OAuthError(status: 409, "conflict",
                              "the broker witnessed this session's chain at #\(state.witnessedSeq ?? 0) with another head (\(state.witnessedAt ?? "")); it does not countersign #\(seq) with this hash")
@@ -283,11 +288,14 @@ struct AuditAPI: Sendable {
         report.findings = findings
         var answer = Self.verification(report, state: state)
         if case .object(var members) = answer {
-            members.append(("witness_key", .string(witness.publicKeyBase64)))
+            members.append(("witness_key", witness.map { .string($0.publicKeyBase64) } ?? .null))
             answer = .object(members)
         }
         return jsonResponse(200, answer.serialized)
     }
+
+    static let noWitness = OAuthError(status: 503, "temporarily_unavailable",
+                                      "the broker's audit witness key cannot be opened; an administrator must check the vault keys")
 
     static func verification(_ report: AuditChainReport, state: BrokerChainState) -> JSONValue {
         func optional(_ value: Int?) -> JSONValue { value.map { .number(Double($0)) } ?? .null }

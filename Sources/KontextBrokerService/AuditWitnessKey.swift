@@ -10,14 +10,18 @@ enum AuditWitnessKey {
     static let name = "audit-witness"
     static let sealingContext = "kontext-broker-key\u{0}audit-witness"
 
-    static func load(store: any BrokerStore, cipher: VaultCipher) async throws -> AuditSigner {
+    /// The key, made and stored on first use, and resealed with the current vault key when
+    /// an older one sealed it (so the old vault key can go, as after `provider rekey`). nil
+    /// when no configured vault key opens it: the broker then runs without a witness.
+    static func load(store: any BrokerStore, cipher: VaultCipher) async throws -> AuditSigner? {
         let candidate = try cipher.seal(AuditSigner.generate().privateKeyBase64, context: sealingContext)
         let stored = try await store.brokerKey(name: name, storingIfAbsent: candidate, at: AuditTime.now())
-        do {
-            return try AuditSigner(privateKeyBase64: try cipher.open(stored, context: sealingContext))
-        } catch {
-            throw KontextError.usage("the broker's audit witness key (sealed with vault key '\(stored.keyID)') cannot be opened",
-                                     hint: "keep every vault key that sealed a row listed in the vault keys")
+        guard let text = try? cipher.open(stored, context: sealingContext), let signer = try? AuditSigner(privateKeyBase64: text) else {
+            return nil
         }
+        if stored.keyID != cipher.currentKeyID {
+            _ = try await store.resealBrokerKey(name: name, from: stored, to: try cipher.seal(text, context: sealingContext))
+        }
+        return signer
     }
 }

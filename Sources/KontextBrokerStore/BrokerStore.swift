@@ -192,6 +192,8 @@ public protocol BrokerStore: Sendable {
     /// Binds `publicKey` to the session as the key that signs its checkpoints, unless one is
     /// bound already; returns the bound key, nil when `owner` has no such session.
     func bindSigningKey(sessionID: String, owner: String, publicKey: String) async throws -> String?
+    /// Replaces the sealed key `name` with `resealed` if it is still `current`; false otherwise.
+    func resealBrokerKey(name: String, from current: SealedSecret, to resealed: SealedSecret) async throws -> Bool
 }
 
 /// Opens the store a `--db` value names: `sqlite:PATH` or `postgres://…` / `postgresql://…`.

@@ -453,4 +453,11 @@ public final class PostgresBrokerStore: BrokerStore {
             return .none
         } ?? nil
     }
+
+    public func resealBrokerKey(name: String, from current: SealedSecret, to resealed: SealedSecret) async throws -> Bool {
+        try await count("reseal the broker's key", """
+            UPDATE broker_keys SET key_id = \(resealed.keyID), sealed = \(Data(resealed.bytes))
+            WHERE name = \(name) AND key_id = \(current.keyID) AND sealed = \(Data(current.bytes)) RETURNING 1
+            """) > 0
+    }
 }

@@ -378,4 +378,12 @@ public final class SQLiteBrokerStore: BrokerStore {
             return row.flatMap { $0["signing_key"] as String? }
         }
     }
+
+    public func resealBrokerKey(name: String, from current: SealedSecret, to resealed: SealedSecret) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE broker_keys SET key_id = ?, sealed = ? WHERE name = ? AND key_id = ? AND sealed = ?",
+                           arguments: [resealed.keyID, Data(resealed.bytes), name, current.keyID, Data(current.bytes)])
+            return db.changesCount > 0
+        }
+    }
 }

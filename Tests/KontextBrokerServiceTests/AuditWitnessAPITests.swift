@@ -27,7 +27,15 @@ import Testing
             await second.stop()
         }
         await first.stop()
-        let restarted = try await setup.serve()
+        // A new vault key first: the witness key opens with the old one and is resealed
+        // with the new, so the old one can then go.
+        var rotated = setup.environment
+        rotated["KONTEXT_BROKER_VAULT_KEYS"] = vaultKeys(["k2", "k1"])
+        let rotating = try await setup.serve(environment: rotated)
+        #expect(try await witnessKey(rotating.baseURL) == key)
+        await rotating.stop()
+        rotated["KONTEXT_BROKER_VAULT_KEYS"] = vaultKeys(["k2"])
+        let restarted = try await setup.serve(environment: rotated)
         #expect(try await witnessKey(restarted.baseURL) == key)
         // The private half is in the database only sealed: no row holds it in clear.
         let answer = try await call("GET", restarted.baseURL + "/v1/audit/witness-key", token: nil)
@@ -37,7 +45,7 @@ import Testing
             let database = String(setup.database.dropFirst("sqlite:".count))
             let dumped = try runProcess(process("/usr/bin/sqlite3", [database, "SELECT name, key_id, length(sealed) FROM broker_keys"]),
                                         stdin: nil, timeout: 30)
-            #expect(dumped.stdout.hasPrefix("audit-witness|k1|"), "\(dumped.stdout)\(dumped.stderr)")
+            #expect(dumped.stdout.hasPrefix("audit-witness|k2|"), "\(dumped.stdout)\(dumped.stderr)")
         }
         await setup.idp.stop()
     }

@@ -182,23 +182,43 @@ struct AuditVerifyTests {
 /// the chain head, and then cut from the local store after kill -9 before they shipped.
 @Suite(.enabled(if: TestSupport.hasSessionBus, "needs a Secret Service: run scripts/test"))
 struct AuditWitnessTests {
+    /// A device-flow issuer approving `subject`, and a broker trusting it on SQLite in `scratch`.
+    struct WitnessBroker {
+        let scratch: URL
+        let issuer: LoopbackServer
+        let environment: [String: String]
+
+        init(_ scratch: URL, subject: String) throws {
+            self.scratch = scratch
+            issuer = try LoopbackServer(script: "oidc_issuer.py", arguments: [
+                "--auto-approve", subject, "--auto-email", "\(subject)@example.test", "--auto-after", "1", "--interval", "1",
+                "--jwt-access-tokens",
+            ], in: scratch)
+            try """
+                [[issuer]]
+                issuer = "\(issuer.baseURL)"
+                audiences = ["kontext-test"]
+                jwks_url = "\(issuer.baseURL)/jwks"
+                users = true
+                """.write(to: scratch.appendingPathComponent("broker.toml"), atomically: true, encoding: .utf8)
+            var environment = ProcessInfo.processInfo.environment
+            environment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            self.environment = environment
+        }
+
+        /// `kontext broker serve` on the same database each time.
+        func serve(log: String = "broker.log") throws -> ServedBroker {
+            try ServedBroker(config: scratch.appendingPathComponent("broker.toml").path,
+                             database: "sqlite:" + scratch.appendingPathComponent("broker.db").path,
+                             environment: environment, log: scratch.appendingPathComponent(log))
+        }
+    }
+
     @Test func theBrokerReportsEventsCutFromTheLocalStoreAfterKillNine() throws {
         let scratch = TestSupport.makeTemporaryDirectory("audit-witness")
-        let issuer = try LoopbackServer(script: "oidc_issuer.py", arguments: [
-            "--auto-approve", "bob", "--auto-email", "bob@example.test", "--auto-after", "1", "--interval", "1", "--jwt-access-tokens",
-        ], in: scratch)
-        let config = scratch.appendingPathComponent("broker.toml")
-        try """
-            [[issuer]]
-            issuer = "\(issuer.baseURL)"
-            audiences = ["kontext-test"]
-            jwks_url = "\(issuer.baseURL)/jwks"
-            users = true
-            """.write(to: config, atomically: true, encoding: .utf8)
-        var brokerEnvironment = ProcessInfo.processInfo.environment
-        brokerEnvironment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        let broker = try ServedBroker(config: config.path, database: "sqlite:" + scratch.appendingPathComponent("broker.db").path,
-                                      environment: brokerEnvironment, log: scratch.appendingPathComponent("broker.log"))
+        let served = try WitnessBroker(scratch, subject: "bob")
+        let issuer = served.issuer
+        let broker = try served.serve()
         // Event batches are held at the gate; session records and chain heads pass.
         let hold = scratch.appendingPathComponent("hold")
         FileManager.default.createFile(atPath: hold.path, contents: nil)
@@ -275,22 +295,9 @@ struct AuditWitnessTests {
     /// the export alone proves, with the broker's public key, what the broker witnessed.
     @Test func anExportIsVerifiedOfflineWithTheBrokersWitnessKey() throws {
         let scratch = TestSupport.makeTemporaryDirectory("audit-witnessed")
-        let issuer = try LoopbackServer(script: "oidc_issuer.py", arguments: [
-            "--auto-approve", "carol", "--auto-email", "carol@example.test", "--auto-after", "1", "--interval", "1", "--jwt-access-tokens",
-        ], in: scratch)
-        let config = scratch.appendingPathComponent("broker.toml")
-        try """
-            [[issuer]]
-            issuer = "\(issuer.baseURL)"
-            audiences = ["kontext-test"]
-            jwks_url = "\(issuer.baseURL)/jwks"
-            users = true
-            """.write(to: config, atomically: true, encoding: .utf8)
-        var brokerEnvironment = ProcessInfo.processInfo.environment
-        brokerEnvironment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        let database = "sqlite:" + scratch.appendingPathComponent("broker.db").path
-        var broker: ServedBroker? = try ServedBroker(config: config.path, database: database, environment: brokerEnvironment,
-                                                     log: scratch.appendingPathComponent("broker.log"))
+        let served = try WitnessBroker(scratch, subject: "carol")
+        let issuer = served.issuer
+        var broker: ServedBroker? = try served.serve()
         let base = broker!.baseURL
         let witnessKey = try #require(try publicJSON(base + "/v1/audit/witness-key")["public_key"] as? String)
 
@@ -328,8 +335,7 @@ struct AuditWitnessTests {
 
         // Restarted on the same database, the broker has the same key.
         broker = nil
-        broker = try ServedBroker(config: config.path, database: database, environment: brokerEnvironment,
-                                  log: scratch.appendingPathComponent("broker-2.log"))
+        broker = try served.serve(log: "broker-2.log")
         #expect(try publicJSON(broker!.baseURL + "/v1/audit/witness-key")["public_key"] as? String == witnessKey)
 
         // Cut from the end, seal and all: consistent alone, refused with the broker's key.
