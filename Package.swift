@@ -185,7 +185,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // JSONValue against RFC 8259 and the JSONTestSuite in ../shared/testdata.
-        .testTarget(name: "KontextCoreTests", dependencies: ["KontextCore"]),
+        .testTarget(name: "KontextCoreTests", dependencies: ["KontextCore", "KontextSystem"]),
         // SPEC section 3's settings in process: flag > environment > config.toml > default.
         .testTarget(name: "KontextSettingsTests", dependencies: [
             "KontextCLI", "KontextRun", "KontextCore", "KontextPolicy", "KontextOIDC", "KontextTestSupport",

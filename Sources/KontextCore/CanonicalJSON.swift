@@ -49,23 +49,50 @@ extension JSONValue {
     /// may escape more scalars (TOML's basic strings forbid a raw DEL).
     public static func writeCanonicalString(_ s: String, to out: inout String, extra: ((UInt32) -> String?)? = nil) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar.value {
-            case 0x22: out += "\\\""
-            case 0x5c: out += "\\\\"
-            case 0x08: out += "\\b"
-            case 0x09: out += "\\t"
-            case 0x0a: out += "\\n"
-            case 0x0c: out += "\\f"
-            case 0x0d: out += "\\r"
-            case 0x00..<0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                if let extra, let replacement = extra(scalar.value) { out += replacement } else { out.unicodeScalars.append(scalar) }
+        if extra == nil {
+            // Every event's hash is taken over this form: copy the runs that need no escape
+            // whole, by UTF-8 bytes (all the escaped scalars are ASCII, so a run ends on a
+            // scalar boundary), instead of appending scalar by scalar.
+            let bytes = s.utf8
+            var run = bytes.startIndex
+            var index = run
+            while index != bytes.endIndex {
+                let byte = bytes[index]
+                if byte < 0x20 || byte == 0x22 || byte == 0x5c {
+                    out += s[run..<index]
+                    writeEscape(UInt32(byte), to: &out)
+                    run = bytes.index(after: index)
+                }
+                index = bytes.index(after: index)
+            }
+            out += s[run...]
+        } else {
+            for scalar in s.unicodeScalars {
+                if scalar.value < 0x20 || scalar.value == 0x22 || scalar.value == 0x5c {
+                    writeEscape(scalar.value, to: &out)
+                } else if let extra, let replacement = extra(scalar.value) {
+                    out += replacement
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         out += "\""
+    }
+
+    private static func writeEscape(_ value: UInt32, to out: inout String) {
+        switch value {
+        case 0x22: out += "\\\""
+        case 0x5c: out += "\\\\"
+        case 0x08: out += "\\b"
+        case 0x09: out += "\\t"
+        case 0x0a: out += "\\n"
+        case 0x0c: out += "\\f"
+        case 0x0d: out += "\\r"
+        default:
+            let hex = String(value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        }
     }
 
     /// ECMAScript's Number.prototype.toString (RFC 8785 section 3.2.2.3): the shortest digits

@@ -9,7 +9,7 @@ import KontextHookWire
 import Synchronization
 
 /// The session's sidecar: a Unix socket in a 0700 directory, one short connection per hook
-/// call. Each connection has its own thread, so concurrent hooks share one audit commit
+/// call. Each connection has a thread of its own, so concurrent hooks share one audit commit
 /// (the writer groups them). Connections are capped and each must deliver its request
 /// within a deadline, so idle or dribbling clients cannot pile up threads.
 public final class SidecarServer: @unchecked Sendable {
@@ -70,11 +70,12 @@ public final class SidecarServer: @unchecked Sendable {
                 close(connection)
                 continue
             }
-            // A thread per connection, not Dispatch's pool: on Linux that pool does not grow
-            // past the core count while its threads block, and each hook blocks until its
-            // group commit; more waiting callers means larger, cheaper commits.
+            // A thread per connection (an idle worker or a new one), not Dispatch's pool: on
+            // Linux that pool does not grow past the core count while its threads block, and
+            // each hook blocks until its group commit; more waiting callers means larger,
+            // cheaper commits.
             inFlight.enter()
-            startThread { [self] in
+            WorkerThreads.shared.run { [self] in
                 serve(connection)
                 connections.subtract(1, ordering: .relaxed)
                 inFlight.leave()

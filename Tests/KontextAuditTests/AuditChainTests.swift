@@ -30,6 +30,23 @@ import Testing
         #expect(try JSONValue.parse(#"{"b":[1,{"d":true,"c":null}],"a":"x"}"#).canonical
                 == #"{"a":"x","b":[1,{"c":null,"d":true}]}"#)
     }
+
+    /// The byte-run writer the chain uses and the scalar-by-scalar one (taken when `extra` is
+    /// given) write every string alike: random mixes of escapes, ASCII, and 2-, 3- and 4-byte
+    /// scalars, at the edges of the string too.
+    @Test func theFastStringWriterAgreesWithTheScalarOne() throws {
+        let pieces: [String] = ["\"", "\\", "\u{0}", "\u{1f}", "\n", "\t", "\u{8}", "a", "/", "\u{7f}", "é", "\u{2028}",
+                                "€", "\u{1F600}", "e\u{301}", "plain text ", "\r\n"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let text = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            var fast = "", scalar = ""
+            JSONValue.writeCanonicalString(text, to: &fast)
+            JSONValue.writeCanonicalString(text, to: &scalar, extra: { _ in nil })
+            #expect(fast == scalar, "\(Array(text.unicodeScalars))")
+            #expect(try JSONValue.parse("[" + fast + "]") == .array([.string(text)]))
+        }
+    }
 }
 
 /// The hash chain of SPEC section 12 and `kontext audit verify`'s checks, against the real
