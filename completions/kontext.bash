@@ -450,7 +450,7 @@ _kontext_audit_verify() {
     repeating_flags=()
     non_repeating_flags=(--remote --version -h --help)
     repeating_options=()
-    non_repeating_options=(--file --public-key)
+    non_repeating_options=(--file --public-key --witness-key)
     __kontext_offer_flags_options 1
 
     # Offer option value completions
@@ -459,6 +459,9 @@ _kontext_audit_verify() {
         return
         ;;
     '--public-key')
+        return
+        ;;
+    '--witness-key')
         return
         ;;
     esac

@@ -70,12 +70,17 @@ public struct AuditChainReport: Sendable, Equatable {
     public var signingKeys: [String] = []
     /// Whether a final checkpoint sealed the session.
     public var sealed = false
+    /// With a witness key: the highest `seq` the broker countersigned, and the principal its
+    /// certificate names (`AuditWitness`).
+    public var witnessedThrough: Int?
+    public var witnessSubject: String?
 }
 
 extension AuditChain {
     /// Verifies every session in `objects` (event objects in the order read, sessions
     /// interleaved as in a whole-store export), each in the order its first event appears.
-    public static func verify(objects: [JSONValue], trustedKey: String? = nil, requireSignature: Bool = false) -> [AuditChainReport] {
+    public static func verify(objects: [JSONValue], trustedKey: String? = nil, requireSignature: Bool = false,
+                              witnessKey: String? = nil) -> [AuditChainReport] {
         var order: [String] = []
         var bySession: [String: [JSONValue]] = [:]
         for object in objects {
@@ -83,7 +88,9 @@ extension AuditChain {
             if bySession[session] == nil { order.append(session) }
             bySession[session, default: []].append(object)
         }
-        return order.map { verify(sessionID: $0, events: bySession[$0]!, trustedKey: trustedKey, requireSignature: requireSignature) }
+        return order.map {
+            verify(sessionID: $0, events: bySession[$0]!, trustedKey: trustedKey, requireSignature: requireSignature, witnessKey: witnessKey)
+        }
     }
 
     /// Checks each link of one session's events in the order given: its content against its
@@ -93,9 +100,10 @@ extension AuditChain {
     /// signature and the head it signs. With `trustedKey` (base64 Ed25519 public key), checkpoints must be signed by
     /// it and there must be one; an ended session must then be sealed by a final one. With
     /// `after`, the events continue a chain already checked up to that event (the broker's
-    /// ingest).
+    /// ingest). With `witnessKey` (the broker's, base64 Ed25519), the broker's certificate and
+    /// countersignatures the chain carries are checked too (`AuditWitness`).
     public static func verify(sessionID: String, events: [JSONValue], after: (seq: Int, hash: String)? = nil,
-                              trustedKey: String? = nil, requireSignature: Bool = false) -> AuditChainReport {
+                              trustedKey: String? = nil, requireSignature: Bool = false, witnessKey: String? = nil) -> AuditChainReport {
         var report = AuditChainReport(sessionID: sessionID, eventCount: events.count, ended: false, findings: [])
         let seqs = events.map(seqOf)
         var expectedSeq = (after?.seq ?? 0) + 1
@@ -179,6 +187,9 @@ extension AuditChain {
         if (trustedKey != nil || checkpoints > 0) && report.ended && !report.sealed {
             report.findings.append(AuditChainFinding(seq: report.headSeq, eventID: nil, message:
                 "the session ended, but no final signed checkpoint seals it: its last events may have been changed, cut or added"))
+        }
+        if let witnessKey {
+            AuditWitness.check(&report, events: events, witnessKey: witnessKey)
         }
         return report
     }

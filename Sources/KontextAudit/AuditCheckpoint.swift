@@ -70,12 +70,15 @@ public enum AuditCheckpoint {
     }
 
     /// The checkpoint event signing `head` of the session `template` belongs to.
-    static func event(signing head: (seq: Int, hash: String), final: Bool, signer: AuditSigner, like template: AuditEvent) -> AuditEvent {
+    /// `witnessed` (the broker's `certificate` and `witness`, `AuditWitness`) goes beside the
+    /// signature: it is the broker's signed word, covered by the chain's hashes.
+    static func event(signing head: (seq: Int, hash: String), final: Bool, signer: AuditSigner, like template: AuditEvent,
+                      witnessed: [(String, JSONValue)] = []) -> AuditEvent {
         let signature = signer.sign(message(sessionID: template.sessionID, seq: head.seq, hash: head.hash, final: final))
         return AuditEvent(sessionID: template.sessionID, agent: template.agent, event: .checkpoint,
                           toolInput: .object([("seq", .number(Double(head.seq))), ("hash", .string(head.hash)),
                                               ("final", .bool(final)), ("public_key", .string(signer.publicKeyBase64)),
-                                              ("signature", .string(signature))]),
+                                              ("signature", .string(signature))] + witnessed),
                           actor: template.actor, host: template.host, cwd: template.cwd)
     }
 

@@ -27,10 +27,11 @@ public final class AuditWriter: Sendable {
     /// writer appends signed checkpoints (`AuditCheckpoint`) to each session's chain as
     /// `checkpoints` says, and the final one when asked (`checkpoint(sessionID:final:)`).
     /// Not at `session-end`: an agent may go on after one (Claude Code's `/clear`).
+    /// With `receipts`, each checkpoint records what the broker answered since the last one.
     public init(store: AuditStore, maxBatchSize: Int = 512, signer: AuditSigner? = nil,
-                checkpoints: AuditCheckpointPolicy = AuditCheckpointPolicy()) {
+                checkpoints: AuditCheckpointPolicy = AuditCheckpointPolicy(), receipts: AuditWitnessReceipts? = nil) {
         self.store = store
-        engine = Engine(store: store, maxBatchSize: max(1, maxBatchSize), signer: signer, policy: checkpoints)
+        engine = Engine(store: store, maxBatchSize: max(1, maxBatchSize), signer: signer, policy: checkpoints, receipts: receipts)
         let engine = engine
         let thread = Thread { engine.run() }
         thread.name = "kontext-audit-writer"
@@ -101,6 +102,7 @@ private final class Engine: @unchecked Sendable {
     private let maxBatchSize: Int
     private let signer: AuditSigner?
     private let policy: AuditCheckpointPolicy
+    private let receipts: AuditWitnessReceipts?
     private var tracked: [String: Tracked] = [:]
     private let state = ConditionLock()
     // Guarded by `state`.
@@ -109,8 +111,9 @@ private final class Engine: @unchecked Sendable {
     private var writerThread: pthread_t?
     private let stopped = Rendezvous<Bool>()
 
-    init(store: AuditStore, maxBatchSize: Int, signer: AuditSigner?, policy: AuditCheckpointPolicy) {
+    init(store: AuditStore, maxBatchSize: Int, signer: AuditSigner?, policy: AuditCheckpointPolicy, receipts: AuditWitnessReceipts?) {
         self.store = store
+        self.receipts = receipts
         self.maxBatchSize = maxBatchSize
         self.signer = signer
         self.policy = policy
@@ -247,8 +250,15 @@ private final class Engine: @unchecked Sendable {
 
     private func sign(_ session: String, final: Bool, signer: AuditSigner) throws -> AuditEvent? {
         guard let head = tracked[session]?.head, let hash = head.hash else { return nil }
-        let checkpoint = AuditCheckpoint.event(signing: (head.seq, hash), final: final, signer: signer, like: head)
-        let stored = try store.commit([PreparedEvent(checkpoint)])[0].get()
+        let witnessed = receipts?.take(sessionID: session) ?? []
+        let checkpoint = AuditCheckpoint.event(signing: (head.seq, hash), final: final, signer: signer, like: head, witnessed: witnessed)
+        let stored: AuditEvent
+        do {
+            stored = try store.commit([PreparedEvent(checkpoint)])[0].get()
+        } catch {
+            receipts?.restore(sessionID: session, witnessed)
+            throw error
+        }
         note(stored)
         return stored
     }

@@ -18,6 +18,21 @@ public struct BearerSource: Sendable {
     }
 }
 
+/// The live session whose chain the broker witnesses (`AuditWitness`): the key that signs its
+/// checkpoints, sent for the broker's certificate, and where the broker's answers go for the
+/// session's next checkpoint.
+public struct AuditWitnessing: Sendable {
+    public var sessionID: String
+    public var publicKey: String
+    public var receipts: AuditWitnessReceipts
+
+    public init(sessionID: String, publicKey: String, receipts: AuditWitnessReceipts) {
+        self.sessionID = sessionID
+        self.publicKey = publicKey
+        self.receipts = receipts
+    }
+}
+
 /// Sends the local store's unsent audit records to `KONTEXT_AUDIT_URL` (SPEC section 7):
 /// session starts, event batches (`POST {base}/v1/audit/events`, `{"events":[…]}`), session
 /// ends. A record is marked sent only after a 2xx answer, so delivery is at least once; the
@@ -36,8 +51,11 @@ public final class AuditShipper: Sendable {
     let bearer: BearerSource
     /// The highest head each session reported to the backend, so an unchanged one is not sent again.
     private let witnessed = Mutex<[String: Int]>([:])
+    let witnessing: AuditWitnessing?
 
-    public init(store: AuditStore, destination: AuditDestination, http: HTTPClient, bearer: BearerSource) {
+    public init(store: AuditStore, destination: AuditDestination, http: HTTPClient, bearer: BearerSource,
+                witnessing: AuditWitnessing? = nil) {
+        self.witnessing = witnessing
         self.store = store
         self.destination = destination
         self.http = http
@@ -55,7 +73,11 @@ public final class AuditShipper: Sendable {
     public func shipPending() async throws(Failure) -> Int {
         let destination = self.destination
         for session in try await read({ try $0.pendingSessions(start: true, for: destination) }) {
-            try await post("/v1/sessions", body: Self.sessionStartBody(session))
+            let witnessing = self.witnessing.flatMap { $0.sessionID == session.id ? $0 : nil }
+            let answer = try await post("/v1/sessions", body: Self.sessionStartBody(session, publicKey: witnessing?.publicKey))
+            if let witnessing, let certificate = answer["certificate"], certificate.objectValue != nil {
+                witnessing.receipts.deposit(sessionID: session.id, member: "certificate", certificate)
+            }
             try await write { try $0.markSessionShipped(id: session.id, start: true) }
         }
         var sent = 0
@@ -89,14 +111,21 @@ public final class AuditShipper: Sendable {
     /// since the last report. The backend keeps the highest, so events later cut from the end
     /// of the local store (before they were shipped) show there as missing. Best effort, like
     /// the heartbeat: a lost report only makes the witness lag.
-    public func reportHead(sessionID: String) async {
+    /// The broker's countersignature goes to the session's next checkpoint. `final`: the head
+    /// the session's final checkpoint is about to seal (reported even if reported before).
+    public func reportHead(sessionID: String, final: Bool = false) async {
         let store = self.store
         guard let head = try? await offload({ try store.chainHead(sessionID: sessionID) }), let hash = head.hash,
-              head.seq > witnessed.withLock({ $0[sessionID] ?? 0 }) else { return }
-        let body = JSONValue.object([("seq", .number(Double(head.seq))), ("hash", .string(hash))]).serialized
+              head.seq > witnessed.withLock({ $0[sessionID] ?? 0 }) || final else { return }
+        var members: [(String, JSONValue)] = [("seq", .number(Double(head.seq))), ("hash", .string(hash))]
+        if final { members.append(("final", .bool(true))) }
         do {
-            try await post("/v1/sessions/\(formEncode(sessionID))/checkpoints", body: body)
+            let answer = try await post("/v1/sessions/\(formEncode(sessionID))/checkpoints", body: JSONValue.object(members).serialized)
             witnessed.withLock { $0[sessionID] = max($0[sessionID] ?? 0, head.seq) }
+            if let witnessing, witnessing.sessionID == sessionID, let countersignature = answer["witness"],
+               countersignature.objectValue != nil {
+                witnessing.receipts.deposit(sessionID: sessionID, member: "witness", countersignature)
+            }
         } catch {
             Diagnostics.log("audit: chain head not reported: \(error)")
         }
@@ -124,7 +153,9 @@ public final class AuditShipper: Sendable {
         try await read(body)
     }
 
-    private func post(_ path: String, body: String) async throws(Failure) {
+    /// The answer's JSON body (null when it has none).
+    @discardableResult
+    private func post(_ path: String, body: String) async throws(Failure) -> JSONValue {
         if Task.isCancelled { throw Failure(description: "stopped before \(baseURL) answered") }
         let response: Result<HTTPResponse, HTTPTransportError>
         do {
@@ -142,7 +173,7 @@ public final class AuditShipper: Sendable {
             Diagnostics.log("audit: POST \(baseURL)\(path) → \(error.reason)")
             throw Failure(description: "cannot reach \(baseURL): \(error.reason)")
         case .success(let answer) where (200..<300).contains(answer.status):
-            return
+            return (try? JSONValue.parse(answer.body)) ?? .null
         case .success(let answer):
             Diagnostics.log("audit: POST \(baseURL)\(path) → HTTP \(answer.status)")
             throw Failure(description: "\(baseURL)\(path) answered HTTP \(answer.status)")
@@ -155,7 +186,7 @@ public final class AuditShipper: Sendable {
         ], body: Array(body.utf8), timeout: 15))
     }
 
-    static func sessionStartBody(_ session: AuditSession) -> String {
+    static func sessionStartBody(_ session: AuditSession, publicKey: String? = nil) -> String {
         var members: [(String, JSONValue)] = [
             ("session_id", .string(session.id)), ("agent", .string(session.agent)),
             ("started_at", .string(session.startedAt)),
@@ -164,6 +195,7 @@ public final class AuditShipper: Sendable {
         ]
         members.append(("host", session.host.map(JSONValue.string) ?? .null))
         members.append(("cwd", session.cwd.map(JSONValue.string) ?? .null))
+        if let publicKey { members.append(("public_key", .string(publicKey))) }
         return JSONValue.object(members).serialized
     }
 
@@ -259,9 +291,18 @@ public final class BackgroundShipper: Sendable {
         return Double.random(in: (ceiling / 2)...ceiling)
     }
 
-    /// Stops the loop, then tries to send what is left within `seconds`. Returns how many
-    /// events are still unsent, and the last problem if any.
-    public func finish(within seconds: Double) async -> (unsent: Int, problem: String?) {
+    /// Before the session's final checkpoint: stops the loops, sends what is pending (the
+    /// session's start first, so the broker knows it) and reports the head about to be sealed
+    /// as final, so the broker's countersignature goes into the seal. At most `seconds`.
+    public func witnessFinalHead(within seconds: Double) async {
+        await stop()
+        _ = await attempt(within: seconds) { [shipper, sessionID] in
+            _ = try? await shipper.shipPending()
+            await shipper.reportHead(sessionID: sessionID, final: true)
+        }
+    }
+
+    private func stop() async {
         stopping.store(true, ordering: .releasing)
         let loop = task.withLock { $0 }
         loop?.cancel()
@@ -269,6 +310,12 @@ public final class BackgroundShipper: Sendable {
         let reporter = headTask.withLock { $0 }
         reporter?.cancel()
         await reporter?.value
+    }
+
+    /// Stops the loop, then tries to send what is left within `seconds`. Returns how many
+    /// events are still unsent, and the last problem if any.
+    public func finish(within seconds: Double) async -> (unsent: Int, problem: String?) {
+        await stop()
         await shipper.reportHead(sessionID: sessionID)
         let problem = await shipper.shipPending(within: seconds) ?? lastProblem.withLock { $0 }
         let unsent = shipper.pendingCount()

@@ -15,6 +15,9 @@ struct AuditAPI: Sendable {
     let store: any BrokerStore
     let verifier: any SubjectVerifier
     let readers: [MatchPattern]
+    /// The broker's key as the witness of clients' chains (`AuditWitness`); nil when no
+    /// configured vault key opens it.
+    let witness: AuditSigner?
     let logger: Logger
 
     static let maximumBatchBytes = 16 << 20
@@ -36,6 +39,14 @@ struct AuditAPI: Sendable {
         }
         router.get("/v1/sessions/:id/verify") { request, context in
             await respond { try await verify(request, id: context.parameters.get("id") ?? "") }
+        }
+        // Public: verifying an export offline needs it, and it signs nothing by being read.
+        router.get("/v1/audit/witness-key") { _, _ in
+            await respond {
+                guard let witness else { throw Self.noWitness }
+                return jsonResponse(200, JSONValue.object([("algorithm", .string("Ed25519")),
+                                                           ("public_key", .string(witness.publicKeyBase64))]).serialized)
+            }
         }
     }
 
@@ -114,7 +125,26 @@ struct AuditAPI: Sendable {
                                     host: try optionalString(body, "host"), cwd: try optionalString(body, "cwd"),
                                     startedAt: try optionalString(body, "started_at") ?? now, lastSeenAt: now)
         let created = try await storing { try await store.createSession(session) }
-        return jsonResponse(created ? 201 : 200, JSONValue.object([("session_id", .string(id)), ("created", .bool(created))]).serialized)
+        var answer: [(String, JSONValue)] = [("session_id", .string(id)), ("created", .bool(created))]
+        if let key = try optionalString(body, "public_key"), let witness {
+            answer.append(("certificate", try await certify(key, session: id, principal: principal, at: now, by: witness)))
+        }
+        return jsonResponse(created ? 201 : 200, JSONValue.object(answer).serialized)
+    }
+
+    /// The broker's certificate binding the key that signs the session's checkpoints to the
+    /// session and its principal. Once bound, a session's key stays: someone with the same
+    /// login cannot have a key of their own certified for it later.
+    private func certify(_ key: String, session id: String, principal: Principal, at now: String,
+                         by witness: AuditSigner) async throws(OAuthError) -> JSONValue {
+        guard AuditSigner.isPublicKey(key) else {
+            throw OAuthError("invalid_request", "public_key must be an Ed25519 public key: 32 bytes in base64")
+        }
+        let bound = try await storing { try await store.bindSigningKey(sessionID: id, owner: principal.subject, publicKey: key) }
+        guard bound == key else {
+            throw OAuthError(status: 409, "conflict", "session '\(clipped(id))' has another checkpoint key certified already")
+        }
+        return AuditWitness.certificate(sessionID: id, subject: principal.subject, publicKey: key, issuedAt: now, by: witness)
     }
 
     private func heartbeat(_ request: Request, id: String) async throws(OAuthError) -> Response {
@@ -192,11 +222,32 @@ struct AuditAPI: Sendable {
         guard let hash = body["hash"]?.stringValue, hash.count == 64, hash.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
             throw OAuthError("invalid_request", "hash must be 64 lowercase hex digits")
         }
+        let final: Bool
+        switch body["final"] {
+        case nil, .null?: final = false
+        case .bool(let value)?: final = value
+        default: throw OAuthError("invalid_request", "final must be a boolean")
+        }
         let now = AuditTime.now()
         let found = try await storing { try await store.witness(sessionID: id, owner: principal.subject, seq: seq, hash: hash, at: now) }
-        guard found else { throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'") }
+        guard found, let state = try await storing({ try await store.chainState(sessionID: id, owner: principal.subject) }) else {
+            throw OAuthError(status: 404, "not_found", "no session '\(clipped(id))'")
+        }
+        // Countersigned only when it is the highest head witnessed: a lower one (a late
+        // report) proves nothing new, and the broker never signs two hashes at one position
+        // nor a final seal below a head it saw.
+        var countersignature = JSONValue.null
+        if state.witnessedSeq == seq && state.witnessedHash == hash, let witness {
+            countersignature = AuditWitness.countersignature(sessionID: id, subject: principal.subject, seq: seq, hash: hash, final: final,
+                                                             witnessedAt: now, by: witness)
+        } else if state.witnessedSeq != seq && final || state.witnessedSeq == seq && state.witnessedHash != hash {
+            logger.warning("audit head refused", metadata: ["session": "\(id)", "owner": "\(principal.subject)", "seq": "\(seq)"])
+            throw OAuthError(status: 409, "conflict",
+                             "the broker witnessed this session's chain at #\(state.witnessedSeq ?? 0) with another head (\(state.witnessedAt ?? "")); it does not countersign #\(seq) with this hash")
+        }
         return jsonResponse(200, JSONValue.object([("session_id", .string(id)), ("seq", .number(Double(seq))),
-                                                   ("hash", .string(hash)), ("witnessed_at", .string(now))]).serialized)
+                                                   ("hash", .string(hash)), ("witnessed_at", .string(now)),
+                                                   ("witness", countersignature)]).serialized)
     }
 
     /// `GET /v1/sessions/{id}/verify`: the whole stored chain checked again, the head the
@@ -235,8 +286,16 @@ struct AuditAPI: Sendable {
             findings.append(AuditChainFinding(seq: nil, eventID: nil, message: problem))
         }
         report.findings = findings
-        return jsonResponse(200, Self.verification(report, state: state).serialized)
+        var answer = Self.verification(report, state: state)
+        if case .object(var members) = answer {
+            members.append(("witness_key", witness.map { .string($0.publicKeyBase64) } ?? .null))
+            answer = .object(members)
+        }
+        return jsonResponse(200, answer.serialized)
     }
+
+    static let noWitness = OAuthError(status: 503, "temporarily_unavailable",
+                                      "the broker's audit witness key cannot be opened; an administrator must check the vault keys")
 
     static func verification(_ report: AuditChainReport, state: BrokerChainState) -> JSONValue {
         func optional(_ value: Int?) -> JSONValue { value.map { .number(Double($0)) } ?? .null }

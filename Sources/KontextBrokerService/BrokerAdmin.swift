@@ -48,6 +48,7 @@ public struct BrokerAdmin: Sendable {
             updated.sealed = try cipher.seal(plain, context: row.sealingContext)
             if try await store.replaceCredential(updated, expectedVersion: row.version) { changed += 1 }
         }
+        _ = try await AuditWitnessKey.load(store: store, cipher: cipher)
         return changed
     }
 

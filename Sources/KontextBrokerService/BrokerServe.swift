@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KontextAuditShipping
+import KontextAudit
 import KontextBroker
 import KontextBrokerStore
 import KontextCore
@@ -107,7 +108,17 @@ public enum BrokerServe {
         for binding in config.hostBindings {
             service.boundHosts[binding.service] = BoundHosts(hosts: binding.hosts, headers: binding.headers)
         }
-        let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, logger: logger)
+        let witness: AuditSigner?
+        do {
+            witness = try await AuditWitnessKey.load(store: store, cipher: cipher)
+        } catch {
+            await store.close()
+            throw error
+        }
+        if witness == nil {
+            logger.error("the audit witness key cannot be opened with the configured vault keys; sessions are neither certified nor countersigned")
+        }
+        let audit = AuditAPI(store: store, verifier: mapper, readers: config.auditReaders, witness: witness, logger: logger)
         let policy = PolicyAPI(policy: config.policy, approvers: config.approvers, verifier: mapper, store: store, logger: logger)
         let server: BrokerServer
         do {

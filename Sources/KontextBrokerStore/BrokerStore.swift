@@ -194,6 +194,17 @@ public protocol BrokerStore: OrganisationApprovalStore {
     func exportPendingEvents(limit: Int, at time: String, _ export: @escaping @Sendable ([String]) async throws -> Void) async throws -> Int
     /// Events stored and not yet exported.
     func pendingExportCount() async throws -> Int
+
+    // MARK: The audit witness (SPEC section 12)
+
+    /// The broker's own key stored under `name` (sealed), storing `candidate` first when there
+    /// is none: replicas starting together all get the first one stored.
+    func brokerKey(name: String, storingIfAbsent candidate: SealedSecret, at time: String) async throws -> SealedSecret
+    /// Binds `publicKey` to the session as the key that signs its checkpoints, unless one is
+    /// bound already; returns the bound key, nil when `owner` has no such session.
+    func bindSigningKey(sessionID: String, owner: String, publicKey: String) async throws -> String?
+    /// Replaces the sealed key `name` with `resealed` if it is still `current`; false otherwise.
+    func resealBrokerKey(name: String, from current: SealedSecret, to resealed: SealedSecret) async throws -> Bool
 }
 
 /// Opens the store a `--db` value names: `sqlite:PATH` or `postgres://…` / `postgresql://…`.

@@ -142,6 +142,11 @@ public final class PostgresBrokerStore: BrokerStore {
             "ALTER TABLE events ADD COLUMN otlp_exported_at TEXT",
             "CREATE INDEX events_otlp_pending ON events(received_at) WHERE otlp_exported_at IS NULL",
         ]),
+        // The audit witness: the broker's sealed keys, and each session's certified signing key.
+        (6, [
+            "CREATE TABLE broker_keys (name TEXT PRIMARY KEY, key_id TEXT NOT NULL, sealed BYTEA NOT NULL, created_at TEXT NOT NULL)",
+            "ALTER TABLE sessions ADD COLUMN signing_key TEXT",
+        ]),
         // Organisation approvals. Numbered after their issue (#14), so steps added on other
         // branches at the same time never share a number; steps are applied by number, once.
         (14, approvalStatements),
@@ -476,5 +481,43 @@ public final class PostgresBrokerStore: BrokerStore {
     public func close() async {
         runner.cancel()
         await runner.value
+    }
+
+    // MARK: The audit witness
+
+    public func brokerKey(name: String, storingIfAbsent candidate: SealedSecret, at time: String) async throws -> SealedSecret {
+        _ = try await count("store the broker's key", """
+            INSERT INTO broker_keys (name, key_id, sealed, created_at) VALUES (\(name), \(candidate.keyID), \(Data(candidate.bytes)), \(time))
+            ON CONFLICT (name) DO NOTHING RETURNING 1
+            """)
+        let stored = try await rows("read the broker's key") { client, logger -> SealedSecret? in
+            for try await (keyID, sealed) in try await client.query("SELECT key_id, sealed FROM broker_keys WHERE name = \(name)",
+                                                                     logger: logger).decode((String, Data).self) {
+                return SealedSecret(keyID: keyID, bytes: Array(sealed))
+            }
+            return nil
+        }
+        guard let stored else { throw BrokerStoreError("the broker's key '\(name)' was not stored") }
+        return stored
+    }
+
+    public func bindSigningKey(sessionID: String, owner: String, publicKey: String) async throws -> String? {
+        _ = try await count("bind a session's signing key", """
+            UPDATE sessions SET signing_key = \(publicKey) WHERE owner = \(owner) AND id = \(sessionID) AND signing_key IS NULL RETURNING 1
+            """)
+        return try await rows("read a session's signing key") { client, logger -> String?? in
+            for try await key in try await client.query("SELECT signing_key FROM sessions WHERE owner = \(owner) AND id = \(sessionID)",
+                                                        logger: logger).decode(String?.self) {
+                return .some(key)
+            }
+            return .none
+        } ?? nil
+    }
+
+    public func resealBrokerKey(name: String, from current: SealedSecret, to resealed: SealedSecret) async throws -> Bool {
+        try await count("reseal the broker's key", """
+            UPDATE broker_keys SET key_id = \(resealed.keyID), sealed = \(Data(resealed.bytes))
+            WHERE name = \(name) AND key_id = \(current.keyID) AND sealed = \(Data(current.bytes)) RETURNING 1
+            """) > 0
     }
 }

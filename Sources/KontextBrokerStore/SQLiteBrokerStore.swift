@@ -142,6 +142,17 @@ public final class SQLiteBrokerStore: BrokerStore {
                 CREATE INDEX events_otlp_pending ON events(received_at) WHERE otlp_exported_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v6: audit witness key") { db in
+            try db.execute(sql: """
+                CREATE TABLE broker_keys (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    key_id TEXT NOT NULL,
+                    sealed BLOB NOT NULL,
+                    created_at TEXT NOT NULL
+                );
+                ALTER TABLE sessions ADD COLUMN signing_key TEXT;
+                """)
+        }
         Self.registerApprovalMigration(&migrator)
         do {
             try migrator.migrate(pool)
@@ -377,5 +388,33 @@ public final class SQLiteBrokerStore: BrokerStore {
 
     public func pendingExportCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE otlp_exported_at IS NULL") ?? 0 }
+    }
+
+    // MARK: The audit witness
+
+    public func brokerKey(name: String, storingIfAbsent candidate: SealedSecret, at time: String) async throws -> SealedSecret {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO broker_keys (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                           arguments: [name, candidate.keyID, Data(candidate.bytes), time])
+            let row = try Row.fetchOne(db, sql: "SELECT key_id, sealed FROM broker_keys WHERE name = ?", arguments: [name])!
+            return SealedSecret(keyID: row["key_id"], bytes: Array(row["sealed"] as Data))
+        }
+    }
+
+    public func bindSigningKey(sessionID: String, owner: String, publicKey: String) async throws -> String? {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE sessions SET signing_key = ? WHERE owner = ? AND id = ? AND signing_key IS NULL",
+                           arguments: [publicKey, owner, sessionID])
+            let row = try Row.fetchOne(db, sql: "SELECT signing_key FROM sessions WHERE owner = ? AND id = ?", arguments: [owner, sessionID])
+            return row.flatMap { $0["signing_key"] as String? }
+        }
+    }
+
+    public func resealBrokerKey(name: String, from current: SealedSecret, to resealed: SealedSecret) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE broker_keys SET key_id = ?, sealed = ? WHERE name = ? AND key_id = ? AND sealed = ?",
+                           arguments: [resealed.keyID, Data(resealed.bytes), name, current.keyID, Data(current.bytes)])
+            return db.changesCount > 0
+        }
     }
 }

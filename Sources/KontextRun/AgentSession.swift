@@ -80,14 +80,14 @@ public enum AgentSession {
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
         let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
-        let writer = sessionAuditWriter(store: store, identity: identity, settings: settings)
+        let (writer, witnessing) = sessionAuditWriter(store: store, identity: identity, settings: settings, sessionID: sessionID)
         defer { writer.close() }
         let agentLabel = adapter?.name ?? (options.agentCommand ?? "command")
         let session = SessionInfo(id: sessionID, agent: agentLabel, actor: identity.actor, host: hostName(), cwd: projectDirectory)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: agentLabel, actor: session.actor,
                                                   host: session.host, cwd: session.cwd,
                                                   destination: AuditUpload.destination(settings: settings, identity: identity)))
-        let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
+        let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity, witnessing: witnessing)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
         let exporter = AuditUpload.exporter(settings: settings, store: store)
@@ -142,7 +142,7 @@ public enum AgentSession {
         } catch {
             sidecar.stop()
             await stopProxy()
-            writer.seal(sessionID: sessionID)
+            await writer.seal(sessionID: sessionID, witness: shipper)
             try? store.endSession(id: sessionID, exitCode: nil)
             await finishShipping(shipper, settings: settings)
             await AuditUpload.finishExport(exporter, settings: settings)
@@ -154,7 +154,7 @@ public enum AgentSession {
             printError("kontext: warning: \(HookHandler.hooksMissingReason) (recorded in the audit)")
             try handler.recordHooksMissing()
         }
-        writer.seal(sessionID: sessionID)
+        await writer.seal(sessionID: sessionID, witness: shipper)
         try store.endSession(id: sessionID, exitCode: status)
         await finishShipping(shipper, settings: settings)
         await AuditUpload.finishExport(exporter, settings: settings)

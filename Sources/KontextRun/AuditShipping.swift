@@ -16,10 +16,11 @@ public enum AuditUpload {
     }
 
     /// The shipper for this run's destination, or nil when it has none.
-    public static func shipper(settings: Settings, store: AuditStore, identity: RunIdentity) -> AuditShipper? {
+    public static func shipper(settings: Settings, store: AuditStore, identity: RunIdentity,
+                               witnessing: AuditWitnessing? = nil) -> AuditShipper? {
         guard let destination = destination(settings: settings, identity: identity), let bearer = identity.bearer else { return nil }
         return AuditShipper(store: store, destination: destination,
-                            http: HTTPClient(settings: settings), bearer: bearer)
+                            http: HTTPClient(settings: settings), bearer: bearer, witnessing: witnessing)
     }
 
     /// What an earlier session left unsent (the backend was down, or kontext was killed),

@@ -1,4 +1,5 @@
 import KontextAudit
+import KontextAuditShipping
 import KontextCore
 import KontextKeyring
 
@@ -32,15 +33,22 @@ public enum AuditSigning {
     }
 }
 
-/// The session's audit writer, signing checkpoints with the session's key.
-func sessionAuditWriter(store: AuditStore, identity: RunIdentity, settings: Settings) -> AuditWriter {
-    AuditWriter(store: store, signer: AuditSigning.signer(identity: identity, settings: settings))
+/// The session's audit writer, signing checkpoints with the session's key, and what its
+/// shipper needs to have the broker witness them (`AuditWitness`).
+func sessionAuditWriter(store: AuditStore, identity: RunIdentity, settings: Settings,
+                        sessionID: String) -> (writer: AuditWriter, witnessing: AuditWitnessing) {
+    let signer = AuditSigning.signer(identity: identity, settings: settings)
+    let receipts = AuditWitnessReceipts()
+    return (AuditWriter(store: store, signer: signer, receipts: receipts),
+            AuditWitnessing(sessionID: sessionID, publicKey: signer.publicKeyBase64, receipts: receipts))
 }
 
 extension AuditWriter {
-    /// Seals the session's chain with a final signed checkpoint; a failure is reported, not
-    /// fatal (the events are recorded; only their seal is missing).
-    func seal(sessionID: String) {
+    /// Seals the session's chain with a final signed checkpoint, carrying the broker's
+    /// countersignature of the head it seals when there is a broker; a failure is reported,
+    /// not fatal (the events are recorded; only their seal is missing).
+    func seal(sessionID: String, witness shipper: BackgroundShipper?) async {
+        await shipper?.witnessFinalHead(within: 5)
         do {
             try checkpoint(sessionID: sessionID, final: true)
         } catch {

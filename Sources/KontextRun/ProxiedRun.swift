@@ -24,13 +24,13 @@ public enum ProxiedRun {
         let directory = try SessionDirectory.create(id: sessionID, environment: environment)
         defer { directory.remove() }
         let store = try sessionAuditStore(identity: identity, directory: directory, environment: environment)
-        let writer = sessionAuditWriter(store: store, identity: identity, settings: settings)
+        let (writer, witnessing) = sessionAuditWriter(store: store, identity: identity, settings: settings, sessionID: sessionID)
         defer { writer.close() }
         let session = EgressSession(id: sessionID, agent: "run", actor: identity.actor, host: hostName(), cwd: project.directory)
         try store.recordSessionStart(AuditSession(id: sessionID, agent: "run", actor: session.actor, host: session.host,
                                                   cwd: session.cwd,
                                                   destination: AuditUpload.destination(settings: settings, identity: identity)))
-        let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity)
+        let shipper = AuditUpload.shipper(settings: settings, store: store, identity: identity, witnessing: witnessing)
             .map { BackgroundShipper(shipper: $0, sessionID: sessionID) }
         shipper?.start()
         let exporter = AuditUpload.exporter(settings: settings, store: store)
@@ -42,7 +42,7 @@ public enum ProxiedRun {
                 evaluator: PolicyEvaluator(layers: PolicyLayers(layers), secretGuard: SecretGuard(secrets: resolution.secrets)),
                 mode: mode, session: session, writer: writer)
         } catch {
-            writer.seal(sessionID: sessionID)
+            await writer.seal(sessionID: sessionID, witness: shipper)
             try? store.endSession(id: sessionID, exitCode: nil)
             await AgentSession.finishShipping(shipper, settings: settings)
             await AuditUpload.finishExport(exporter, settings: settings)
@@ -60,7 +60,7 @@ public enum ProxiedRun {
             failure = error
         }
         await proxy.stop()
-        writer.seal(sessionID: sessionID)
+        await writer.seal(sessionID: sessionID, witness: shipper)
         try store.endSession(id: sessionID, exitCode: status)
         await AgentSession.finishShipping(shipper, settings: settings)
         await AuditUpload.finishExport(exporter, settings: settings)

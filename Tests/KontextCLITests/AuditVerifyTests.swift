@@ -1,4 +1,8 @@
+import Crypto
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import KontextTestSupport
 import Testing
 
@@ -178,23 +182,43 @@ struct AuditVerifyTests {
 /// the chain head, and then cut from the local store after kill -9 before they shipped.
 @Suite(.enabled(if: TestSupport.hasSessionBus, "needs a Secret Service: run scripts/test"))
 struct AuditWitnessTests {
+    /// A device-flow issuer approving `subject`, and a broker trusting it on SQLite in `scratch`.
+    struct WitnessBroker {
+        let scratch: URL
+        let issuer: LoopbackServer
+        let environment: [String: String]
+
+        init(_ scratch: URL, subject: String) throws {
+            self.scratch = scratch
+            issuer = try LoopbackServer(script: "oidc_issuer.py", arguments: [
+                "--auto-approve", subject, "--auto-email", "\(subject)@example.test", "--auto-after", "1", "--interval", "1",
+                "--jwt-access-tokens",
+            ], in: scratch)
+            try """
+                [[issuer]]
+                issuer = "\(issuer.baseURL)"
+                audiences = ["kontext-test"]
+                jwks_url = "\(issuer.baseURL)/jwks"
+                users = true
+                """.write(to: scratch.appendingPathComponent("broker.toml"), atomically: true, encoding: .utf8)
+            var environment = ProcessInfo.processInfo.environment
+            environment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            self.environment = environment
+        }
+
+        /// `kontext broker serve` on the same database each time.
+        func serve(log: String = "broker.log") throws -> ServedBroker {
+            try ServedBroker(config: scratch.appendingPathComponent("broker.toml").path,
+                             database: "sqlite:" + scratch.appendingPathComponent("broker.db").path,
+                             environment: environment, log: scratch.appendingPathComponent(log))
+        }
+    }
+
     @Test func theBrokerReportsEventsCutFromTheLocalStoreAfterKillNine() throws {
         let scratch = TestSupport.makeTemporaryDirectory("audit-witness")
-        let issuer = try LoopbackServer(script: "oidc_issuer.py", arguments: [
-            "--auto-approve", "bob", "--auto-email", "bob@example.test", "--auto-after", "1", "--interval", "1", "--jwt-access-tokens",
-        ], in: scratch)
-        let config = scratch.appendingPathComponent("broker.toml")
-        try """
-            [[issuer]]
-            issuer = "\(issuer.baseURL)"
-            audiences = ["kontext-test"]
-            jwks_url = "\(issuer.baseURL)/jwks"
-            users = true
-            """.write(to: config, atomically: true, encoding: .utf8)
-        var brokerEnvironment = ProcessInfo.processInfo.environment
-        brokerEnvironment["KONTEXT_BROKER_VAULT_KEYS"] = "k1:" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        let broker = try ServedBroker(config: config.path, database: "sqlite:" + scratch.appendingPathComponent("broker.db").path,
-                                      environment: brokerEnvironment, log: scratch.appendingPathComponent("broker.log"))
+        let served = try WitnessBroker(scratch, subject: "bob")
+        let issuer = served.issuer
+        let broker = try served.serve()
         // Event batches are held at the gate; session records and chain heads pass.
         let hold = scratch.appendingPathComponent("hold")
         FileManager.default.createFile(atPath: hold.path, contents: nil)
@@ -264,5 +288,81 @@ struct AuditWitnessTests {
         #expect(remote.stdout.contains("FAILED  5 events at the audit backend"), "\(remote.stdout)")
         #expect(remote.stdout.contains("event #6–#10 are missing: the client reported its chain at #10"), "\(remote.stdout)")
         user.expectNoTokens(try user.storedTokens())
+    }
+
+    /// A remote session against `kontext broker serve`: the broker certifies the session's
+    /// checkpoint key and countersigns its heads, the client records both in its chain, and
+    /// the export alone proves, with the broker's public key, what the broker witnessed.
+    @Test func anExportIsVerifiedOfflineWithTheBrokersWitnessKey() throws {
+        let scratch = TestSupport.makeTemporaryDirectory("audit-witnessed")
+        let served = try WitnessBroker(scratch, subject: "carol")
+        let issuer = served.issuer
+        var broker: ServedBroker? = try served.serve()
+        let base = broker!.baseURL
+        let witnessKey = try #require(try publicJSON(base + "/v1/audit/witness-key")["public_key"] as? String)
+
+        var user = RemoteUser("audit-witnessed", issuer: issuer.baseURL, extra: ["KONTEXT_AUDIT_URL": base])
+        #expect(try user.kontext(["login", "--device"]).status == 0)
+        let runtime = user.sandbox.root.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        user.environment["KONTEXT_HOOK"] = TestSupport.kontextPath
+        user.environment["XDG_RUNTIME_DIR"] = runtime.path
+        user.sandbox.write("agent.sh", """
+            for i in 1 2 3 4 5 6; do
+              printf '{"tool_name":"Bash","tool_input":{"command":"echo %s"}}' "$i" | "$KONTEXT_HOOK" hook pre-tool --agent claude >/dev/null || exit 9
+              sleep 0.3
+            done
+            printf '%s' "$KONTEXT_SESSION_ID" > session-id
+            """)
+        let run = try user.kontext(["start", "--agent-command", "/bin/sh", "--", "agent.sh"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let sessionID = try String(contentsOf: user.sandbox.workingDirectory.appendingPathComponent("session-id"), encoding: .utf8)
+        let export = try user.kontext(["audit", "export", "--session", sessionID, "--format", "jsonl"])
+        #expect(export.status == 0, "\(export.stderr)")
+        let lines = export.stdout.split(separator: "\n").map(String.init)
+        let file = scratch.appendingPathComponent("export.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        // The seal carries the broker's certificate of the session key (or an earlier checkpoint
+        // does) and its countersignature of the sealed head.
+        let last = try #require(lines.last)
+        let seal = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        let sealWitness = (seal["tool_input"] as? [String: Any])?["witness"] as? [String: Any]
+        #expect(seal["event"] as? String == "checkpoint" && sealWitness?["final"] as? Bool == true, "\(seal)")
+
+        let verified = try user.kontext(["audit", "verify", "--file", file.path, "--witness-key", witnessKey])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        #expect(verified.stdout.contains("witnessed by the broker through #\(lines.count - 1), sealed, for user:"), "\(verified.stdout)")
+
+        // Restarted on the same database, the broker has the same key.
+        broker = nil
+        broker = try served.serve(log: "broker-2.log")
+        #expect(try publicJSON(broker!.baseURL + "/v1/audit/witness-key")["public_key"] as? String == witnessKey)
+
+        // Cut from the end, seal and all: consistent alone, refused with the broker's key.
+        let cut = scratch.appendingPathComponent("cut.jsonl")
+        try (lines.dropLast(3).joined(separator: "\n") + "\n").write(to: cut, atomically: true, encoding: .utf8)
+        #expect(try user.kontext(["audit", "verify", "--file", cut.path]).status == 0)
+        let refused = try user.kontext(["audit", "verify", "--file", cut.path, "--witness-key", witnessKey])
+        #expect(refused.status == 1, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.stdout.contains("the chain ends at event #\(lines.count - 3) without a final checkpoint sealing a head the broker countersigned as final"),
+                "\(refused.stdout)")
+        // Another broker's key (or a forger's) proves nothing.
+        let other = try user.kontext(["audit", "verify", "--file", file.path, "--witness-key", "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="])
+        #expect(other.status == 2, "a key that is not 32 raw bytes is a usage error: \(other.stderr)")
+        let strangerKey = Curve25519.Signing.PrivateKey().publicKey.rawRepresentation.base64EncodedString()
+        let wrong = try user.kontext(["audit", "verify", "--file", file.path, "--witness-key", strangerKey])
+        #expect(wrong.status == 1 && wrong.stdout.contains("no certificate of the broker (the given witness key)"), "\(wrong.stdout)\(wrong.stderr)")
+        user.expectNoTokens(try user.storedTokens())
+    }
+
+    func publicJSON(_ url: String) throws -> [String: Any] {
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var body = Data()
+        URLSession.shared.dataTask(with: URL(string: url)!) { data, _, _ in
+            body = data ?? Data()
+            done.signal()
+        }.resume()
+        _ = done.wait(timeout: .now() + 20)
+        return (try JSONSerialization.jsonObject(with: body) as? [String: Any]) ?? [:]
     }
 }

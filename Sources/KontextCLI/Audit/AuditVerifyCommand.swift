@@ -30,10 +30,15 @@ extension AuditCommand {
             valueName: "key"))
         var publicKey: String?
 
+        @Option(name: .long, help: ArgumentHelp(
+            "The broker's audit witness key (base64 Ed25519, from GET /v1/audit/witness-key or `verify --remote`): its certificate must bind the checkpoint key to the session, its countersignatures must match the chain, and it must have witnessed the final seal.",
+            valueName: "key"))
+        var witnessKey: String?
+
         func run(context: CommandContext) async throws {
             if remote {
-                guard let session, file == nil else {
-                    throw KontextError.usage("--remote checks one session: give its id, and no --file")
+                guard let session, file == nil, witnessKey == nil else {
+                    throw KontextError.usage("--remote checks one session: give its id, and no --file or --witness-key")
                 }
                 try await verifyRemote(session, context: context)
                 return
@@ -42,19 +47,23 @@ extension AuditCommand {
             if let publicKey, !AuditSigner.isPublicKey(publicKey) {
                 throw KontextError.usage("--public-key must be an Ed25519 public key: 32 bytes in base64")
             }
+            if let witnessKey, !AuditSigner.isPublicKey(witnessKey) {
+                throw KontextError.usage("--witness-key must be an Ed25519 public key: 32 bytes in base64",
+                                         hint: "`kontext audit verify --remote SESSION` prints the broker's")
+            }
             // The keyring's key signed this machine's sessions; with neither it nor --public-key,
             // signatures are checked against the keys the checkpoints carry.
             let trustedKey = publicKey ?? (try? AuditSigning.keyringSigner(settings: context.settings(), create: false))?.publicKeyBase64
             if let file {
                 reports = try AuditVerify.reportsOfExport(path: file, session: session, trustedKey: trustedKey,
-                                                          requireSignature: publicKey != nil)
+                                                          requireSignature: publicKey != nil, witnessKey: witnessKey)
             } else {
                 let store = try AuditCommand.openStore(context)
                 let ids = try session.map { [try store.resolveSession($0).id] } ?? store.sessions().reversed().map(\.id)
                 reports = try ids.map { id in
                     let events = try store.eventObjects(sessionID: id)
                     return AuditChain.verify(sessionID: id, events: events, trustedKey: trustedKey,
-                                             requireSignature: publicKey != nil && !events.isEmpty)
+                                             requireSignature: publicKey != nil && !events.isEmpty, witnessKey: witnessKey)
                 }
             }
             guard !reports.isEmpty else {
@@ -75,6 +84,12 @@ extension AuditCommand {
             var count = 0
             if case .number(let number)? = answer["event_count"] { count = Int(number) }
             context.streams.print("\(sanitized(id))  \(verified ? "verified" : "FAILED")  \(count) event\(count == 1 ? "" : "s") at the audit backend")
+            if case .number(let seq)? = answer["witnessed_seq"] {
+                context.streams.print("  witnessed through #\(Int(seq)) at \(sanitized(answer["witnessed_at"]?.stringValue ?? "?"))")
+            }
+            if let key = answer["witness_key"]?.stringValue {
+                context.streams.print("  witness key: \(sanitized(key))")
+            }
             for finding in answer["findings"]?.arrayValue ?? [] {
                 context.streams.print("  " + sanitized(finding["message"]?.stringValue ?? finding.serialized, limit: 4096))
             }
@@ -102,7 +117,8 @@ extension AuditCommand {
 }
 
 enum AuditVerify {
-    static func reportsOfExport(path: String, session: String?, trustedKey: String?, requireSignature: Bool) throws -> [AuditChainReport] {
+    static func reportsOfExport(path: String, session: String?, trustedKey: String?, requireSignature: Bool,
+                                witnessKey: String? = nil) throws -> [AuditChainReport] {
         guard let bytes = readFile(path, limit: 1 << 30) else {
             throw KontextError.usage("cannot read \(path)", hint: "write one with `kontext audit export --format jsonl > FILE`")
         }
@@ -119,7 +135,7 @@ enum AuditVerify {
                 throw KontextError.usage("\(path):\(lineNumber) is not an audit event (a JSON object per line): \(error)")
             }
         }
-        let reports = AuditChain.verify(objects: objects, trustedKey: trustedKey, requireSignature: requireSignature)
+        let reports = AuditChain.verify(objects: objects, trustedKey: trustedKey, requireSignature: requireSignature, witnessKey: witnessKey)
         guard let session else { return reports }
         let chosen = reports.filter { $0.sessionID == session || $0.sessionID.hasPrefix(session) }
         guard chosen.count == 1 else {
@@ -138,6 +154,9 @@ enum AuditVerify {
                 line += " by " + report.signingKeys.map { sanitized($0) }.joined(separator: ", ")
             } else {
                 line += ", no signed checkpoint"
+            }
+            if let witnessed = report.witnessedThrough {
+                line += "; witnessed by the broker through #\(witnessed), sealed, for \(sanitized(report.witnessSubject ?? "?"))"
             }
             return line
         }
