@@ -16,7 +16,7 @@ import Testing
 
     @Test(arguments: ["sqlite", "postgres"])
     func theWitnessKeySurvivesARestartAndIsSharedByReplicas(store: String) async throws {
-        let setup = try await BrokerSetup.make("witness-key-\(store)", database: store == "postgres" ? try makePostgresDatabase() : nil)
+        let setup = try await BrokerSetup.make("witness-key-\(store)", database: store == "postgres" ? try TestSupport.makePostgresDatabase() : nil)
         let first = try await setup.serve()
         let key = try await witnessKey(first.baseURL)
         #expect(AuditSigner.isPublicKey(key))

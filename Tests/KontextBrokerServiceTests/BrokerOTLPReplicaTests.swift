@@ -8,7 +8,7 @@ import Testing
 /// are at work at once): every event reaches the collector exactly once.
 @Suite(.serialized) struct BrokerOTLPReplicaTests {
     @Test func twoBrokersOnOnePostgresDatabaseExportEachEventOnce() async throws {
-        let setup = try await BrokerSetup.make("otlp-replicas", database: try makePostgresDatabase())
+        let setup = try await BrokerSetup.make("otlp-replicas", database: try TestSupport.makePostgresDatabase())
         let collector = try LoopbackServer(script: "otlp_receiver.py", arguments: ["--delay", "1.5"], in: setup.directory)
         var environment = setup.environment
         environment["KONTEXT_OTLP_ENDPOINT"] = collector.baseURL

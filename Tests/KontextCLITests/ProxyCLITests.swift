@@ -105,10 +105,11 @@ struct ProxyCLITests {
     }
 
     /// 1 GiB down and 1 GiB up through the proxy of a real `kontext run --proxy`; the child
-    /// reads the session process's RSS before, and samples it every 50 ms during the transfers
-    /// (its VmHWM would be start-up's peak: the session gives those pages back once its child
-    /// runs). A small request each way first brings the proxy's code back in, so that what is
-    /// measured is what the transfers hold.
+    /// reads the session process's anonymous memory (RssAnon: heap and buffers, what holding
+    /// a body would grow) before, and samples it every 50 ms during the transfers. Not VmRSS:
+    /// the session gives start-up's code pages back once its child runs, and the proxy's code
+    /// faulting back in under load is not the transfer held in memory. A small request each
+    /// way goes first, so that its buffers are set up before the baseline.
     @Test func aGigabyteEachWayStreamsThroughTheProxyInBoundedMemory() throws {
         let ca = try TestCA()
         let upstream = try Upstream(ca: ca)
@@ -121,9 +122,9 @@ struct ProxyCLITests {
             set -e
             curl -sS -o /dev/null -H "Authorization: Bearer $GITHUB_TOKEN" \(url)/bytes/65536
             head -c 65536 /dev/zero | curl -sS -o /dev/null -H 'Expect:' -T - -X POST -H "Authorization: Bearer $GITHUB_TOKEN" \(url)/upload
-            before=$(awk '/^VmRSS/ {print $2}' /proc/$PPID/status)
+            before=$(awk '/^RssAnon/ {print $2}' /proc/$PPID/status)
             samples=$(mktemp)
-            (while :; do awk '/^VmRSS/ {print $2}' /proc/$PPID/status; sleep 0.05; done) >"$samples" &
+            (while :; do awk '/^RssAnon/ {print $2}' /proc/$PPID/status; sleep 0.05; done) >"$samples" &
             sampler=$!
             curl -sS -o /dev/null -w '%{size_download}\\n' -H "Authorization: Bearer $GITHUB_TOKEN" \(url)/bytes/\(size)
             head -c \(size) /dev/zero | curl -sS -H 'Expect:' -T - -X POST -H "Authorization: Bearer $GITHUB_TOKEN" \(url)/upload; echo
@@ -144,7 +145,7 @@ struct ProxyCLITests {
         let figures = lines[2].split(separator: " ").compactMap { Int($0) }
         let growthKiB = figures.count == 3 ? figures[1] - figures[0] : Int.max
         #expect(figures.count == 3 && figures[2] >= 20, "too few RSS samples: \(lines[2])")
-        print("proxy 1 GiB each way: \(Int(seconds)) s, session RSS before \(figures.first ?? 0) KiB, peak growth \(growthKiB) KiB")
+        print("proxy 1 GiB each way: \(Int(seconds)) s, session anonymous memory before \(figures.first ?? 0) KiB, peak growth \(growthKiB) KiB")
         #expect(growthKiB < 10 * 1024, "the session process grew by \(growthKiB) KiB")
     }
 
