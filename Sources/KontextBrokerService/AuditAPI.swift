@@ -365,12 +365,18 @@ struct AuditAPI: Sendable {
     }
 
     private func storing<T>(_ work: () async throws -> T) async throws(OAuthError) -> T {
-        do {
-            return try await work()
-        } catch {
-            logger.error("audit store failure", metadata: ["reason": "\(error)"])
-            throw OAuthError(status: 503, "temporarily_unavailable", "the audit store is unavailable; try again later")
-        }
+        try await storeCall("audit", logger: logger, work)
+    }
+}
+
+/// A handler's call into the broker store: a failure is logged and answered 503, its reason
+/// never shown to the client. `what` names the store in both ("audit", "approval").
+func storeCall<T>(_ what: String, logger: Logger, _ work: () async throws -> T) async throws(OAuthError) -> T {
+    do {
+        return try await work()
+    } catch {
+        logger.error("\(what) store failure", metadata: ["reason": "\(error)"])
+        throw OAuthError(status: 503, "temporarily_unavailable", "the \(what) store is unavailable; try again later")
     }
 }
 

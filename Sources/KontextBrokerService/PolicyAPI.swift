@@ -176,12 +176,7 @@ struct PolicyAPI: Sendable {
     }
 
     private func storing<T>(_ work: () async throws -> T) async throws(OAuthError) -> T {
-        do {
-            return try await work()
-        } catch {
-            logger.error("approval store failure", metadata: ["reason": "\(error)"])
-            throw OAuthError(status: 503, "temporarily_unavailable", "the approval store is unavailable; try again later")
-        }
+        try await storeCall("approval", logger: logger, work)
     }
 
     private func isApprover(_ subject: String) -> Bool {
