@@ -25,8 +25,10 @@ import Testing
 
     func hashOf(_ line: String) -> String { (try? JSONValue.parse(line))?["hash"]?.stringValue ?? "" }
 
-    @Test func theBackendFindsGapsAndEventsCutFromTheEndAndVerifiesAWholeChain() async throws {
-        let setup = try await BrokerSetup.make("audit-chain")
+    /// On both stores: the chain state (seq, hash, problem, witnessed head) is kept by each.
+    @Test(arguments: ["sqlite", "postgres"])
+    func theBackendFindsGapsAndEventsCutFromTheEndAndVerifiesAWholeChain(store: String) async throws {
+        let setup = try await BrokerSetup.make("audit-chain-\(store)", database: store == "postgres" ? try TestSupport.makePostgresDatabase() : nil)
         let broker = try await setup.serve()
         let base = broker.baseURL
         let alice = try await setup.token(sub: "alice")
