@@ -33,7 +33,18 @@ public struct AuditSigner: Sendable {
 
     /// Whether `text` is an Ed25519 public key in this form.
     public static func isPublicKey(_ text: String) -> Bool {
-        Data(base64Encoded: text).map { (try? Curve25519.Signing.PublicKey(rawRepresentation: $0)) != nil } ?? false
+        publicKey(text) != nil
+    }
+
+    /// The Ed25519 public key in that form; nil when `text` is not one.
+    static func publicKey(_ text: String) -> Curve25519.Signing.PublicKey? {
+        Data(base64Encoded: text).flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
+    }
+
+    /// Whether `signatureText` (standard base64) is `key`'s signature over `message`.
+    static func isValid(_ signatureText: String?, _ message: [UInt8], key: Curve25519.Signing.PublicKey) -> Bool {
+        guard let signatureText, let signature = Data(base64Encoded: signatureText) else { return false }
+        return key.isValidSignature(signature, for: message)
     }
 
     func sign(_ message: [UInt8]) -> String {
@@ -90,9 +101,8 @@ public enum AuditCheckpoint {
               let signatureText = input["signature"]?.stringValue else {
             return "is not a well-formed checkpoint"
         }
-        guard let keyBytes = Data(base64Encoded: keyText), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyBytes),
-              let signature = Data(base64Encoded: signatureText),
-              key.isValidSignature(signature, for: message(sessionID: sessionID, seq: seq, hash: hash, final: final)) else {
+        guard let key = AuditSigner.publicKey(keyText),
+              AuditSigner.isValid(signatureText, message(sessionID: sessionID, seq: seq, hash: hash, final: final), key: key) else {
             return "has an invalid signature"
         }
         if let trustedKey, trustedKey != keyText {

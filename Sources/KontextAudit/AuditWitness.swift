@@ -56,14 +56,6 @@ public enum AuditWitness {
                         ("signature", .string(signature))])
     }
 
-    static func isValid(_ signatureText: String?, _ message: [UInt8], key: Curve25519.Signing.PublicKey) -> Bool {
-        guard let signatureText, let signature = Data(base64Encoded: signatureText) else { return false }
-        return key.isValidSignature(signature, for: message)
-    }
-
-    static func publicKey(_ text: String) -> Curve25519.Signing.PublicKey? {
-        Data(base64Encoded: text).flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
-    }
 }
 
 // MARK: - Recording
@@ -111,7 +103,7 @@ extension AuditWitness {
         func found(_ message: String, seq: Int? = nil, id: String? = nil) {
             report.findings.append(AuditChainFinding(seq: seq, eventID: id, message: message))
         }
-        guard let broker = publicKey(witnessKey) else {
+        guard let broker = AuditSigner.publicKey(witnessKey) else {
             found("the witness key is not an Ed25519 public key")
             return
         }
@@ -136,7 +128,7 @@ extension AuditWitness {
                 let subject = certificate["subject"]?.stringValue ?? ""
                 let key = certificate["public_key"]?.stringValue ?? ""
                 let issued = certificate["issued_at"]?.stringValue ?? ""
-                if !isValid(certificate["signature"]?.stringValue,
+                if !AuditSigner.isValid(certificate["signature"]?.stringValue,
                             certificateMessage(sessionID: session, subject: subject, publicKey: key, issuedAt: issued), key: broker) {
                     found("\(name) carries a certificate the broker (the given witness key) did not sign", seq: seq, id: id)
                 } else if session != sessionID {
@@ -153,7 +145,7 @@ extension AuditWitness {
             let hash = witness["hash"]?.stringValue ?? ""
             let final = witness["final"] == .bool(true)
             let at = witness["witnessed_at"]?.stringValue ?? ""
-            guard isValid(witness["signature"]?.stringValue,
+            guard AuditSigner.isValid(witness["signature"]?.stringValue,
                           witnessMessage(sessionID: session, subject: subject, seq: witnessedSeq, hash: hash, final: final, witnessedAt: at),
                           key: broker) else {
                 found("\(name) carries a countersignature the broker (the given witness key) did not sign", seq: seq, id: id)

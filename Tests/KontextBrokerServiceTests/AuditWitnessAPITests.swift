@@ -63,7 +63,7 @@ import Testing
         let base = broker.baseURL
         let alice = try await setup.token(sub: "alice")
         let key = try await witnessKey(base)
-        let brokerPublicKey = try #require(AuditWitness.publicKey(key))
+        let brokerPublicKey = try #require(AuditSigner.publicKey(key))
         let sessionKey = AuditSigner.generate().publicKeyBase64
 
         let created = try await call("POST", base + "/v1/sessions", token: alice,
@@ -72,7 +72,7 @@ import Testing
         let certificate = try #require(created.body["certificate"])
         #expect(certificate["session_id"]?.stringValue == "w-1" && certificate["public_key"]?.stringValue == sessionKey)
         #expect(certificate["subject"]?.stringValue == setup.user("alice"))
-        #expect(AuditWitness.isValid(certificate["signature"]?.stringValue, AuditWitness.certificateMessage(
+        #expect(AuditSigner.isValid(certificate["signature"]?.stringValue, AuditWitness.certificateMessage(
             sessionID: "w-1", subject: setup.user("alice"), publicKey: sessionKey,
             issuedAt: certificate["issued_at"]?.stringValue ?? ""), key: brokerPublicKey))
         // Asking again with the same key is answered again; another key is refused.
@@ -96,7 +96,7 @@ import Testing
         #expect(five.status == 200, "\(five.text)")
         let witness = try #require(five.body["witness"])
         #expect(witness["seq"] == .number(5) && witness["hash"]?.stringValue == hash5 && witness["final"] == .bool(false))
-        #expect(AuditWitness.isValid(witness["signature"]?.stringValue, AuditWitness.witnessMessage(
+        #expect(AuditSigner.isValid(witness["signature"]?.stringValue, AuditWitness.witnessMessage(
             sessionID: "w-1", subject: setup.user("alice"), seq: 5, hash: hash5, final: false,
             witnessedAt: witness["witnessed_at"]?.stringValue ?? ""), key: brokerPublicKey))
         // Another hash at the same position is refused; so is a final seal below the head seen.
