@@ -9,13 +9,8 @@ import Testing
 /// principal whose session asked.
 @Suite struct PolicyAPITests {
     static let approvers = #"approvers = ["user:*:carol"]"#
-    static let policy = """
-        [[policy]]
-        id = "no-prod-deploy"
-        tool = "Bash"
-        command = "./deploy prod*"
-        decision = "deny"
-        reason = "production deploys go through the pipeline"
+    static let policy = TestSupport.noProdDeployPolicy + """
+
 
         [[policy]]
         risk = "destructive"

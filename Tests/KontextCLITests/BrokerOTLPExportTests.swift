@@ -13,15 +13,7 @@ func organisationBrokerConfig(_ scratch: URL, issuers: [String], topLevel: Strin
         audiences = ["kontext-test"]
         users = true
 
-        """ }.joined() + """
-        [[policy]]
-        id = "no-prod-deploy"
-        tool = "Bash"
-        command = "./deploy prod*"
-        decision = "deny"
-        reason = "production deploys go through the pipeline"
-        \(extra)
-        """).write(to: config, atomically: true, encoding: .utf8)
+        """ }.joined() + TestSupport.noProdDeployPolicy + "\n" + extra + "\n").write(to: config, atomically: true, encoding: .utf8)
     return config.path
 }
 

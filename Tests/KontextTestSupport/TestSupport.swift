@@ -194,3 +194,15 @@ public struct TimeoutError: Error, CustomStringConvertible {
         self.command = command
     }
 }
+
+extension TestSupport {
+    /// broker.toml's organisation rule the policy tests share: `./deploy prod…` is denied.
+    public static let noProdDeployPolicy = """
+        [[policy]]
+        id = "no-prod-deploy"
+        tool = "Bash"
+        command = "./deploy prod*"
+        decision = "deny"
+        reason = "production deploys go through the pipeline"
+        """
+}
